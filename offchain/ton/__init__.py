@@ -1,0 +1,1 @@
+"""Chain plumbing: Tolk build, the emulator sandbox, and (later) network providers."""
