@@ -292,6 +292,14 @@ def summarize_transaction(tx: PyCell) -> TxSummary:
     )
 
 
+def _last_exit(vm_log: str) -> int | None:
+    """The exit code a VM log ends with ('... exit code N' / 'unhandled exception N')."""
+    import re
+
+    found = re.findall(r"(?:exit code|exception)\D{0,3}(-?\d+)", vm_log)
+    return int(found[-1]) if found else None
+
+
 def _parse_boc(boc: str) -> PyCell:
     try:
         return parse_string_to_cell(boc)
@@ -377,16 +385,23 @@ class TonpyExecutor:
             elapsed_ms=(time.perf_counter() - started) * 1000,
         )
 
-    def run_transaction(
-        self, shard_account: str, message: str, args: TransactionArgs
-    ) -> EmulationResult:
+    def run_transaction(self, shard_account: str, message: str, args: TransactionArgs) -> EmulationResult:
         self._prepare(args)
         started = time.perf_counter()
+        account, msg = _parse_boc(shard_account), _parse_boc(message)
         try:
-            ok = self._emulator.emulate_transaction(
-                _parse_boc(shard_account), _parse_boc(message), str(args.now), str(args.lt), 1, False
-            )
-        except ValueError:
+            ok = self._emulator.emulate_transaction(account, msg, str(args.now), str(args.lt), 1, False)
+            if not ok:
+                # Rerun with the VM log on, so the error can show why (an external
+                # message that the contract did not accept is the usual case).
+                self._emulator.set_debug_enabled(True)
+                self._emulator.emulate_transaction(account, msg, str(args.now), str(args.lt), 1, False)
+                log = self._emulator.vm_log
+                self._emulator.set_debug_enabled(self._debug)
+                raise EmulationError(
+                    "message not accepted: no transaction was created", exit_code=_last_exit(log), vm_log=log
+                )
+        except (ValueError, EmulationError):
             raise
         except Exception as err:
             raise EmulationError(f"emulator failed: {err}") from err
@@ -411,9 +426,7 @@ class TonpyExecutor:
         code_cell = _parse_boc(code)
         tvm = PyTVM(5 if args.debug else 0, code_cell, _parse_boc(data), args.debug, True, False, False)
         wc, hex_hash = args.address.split(":")
-        addr = (
-            Builder().store_address(f"{wc}:{hex_hash}").end_cell().begin_parse()
-        )
+        addr = Builder().store_address(f"{wc}:{hex_hash}").end_cell().begin_parse()
         c7 = [
             _C7_MAGIC,
             0,

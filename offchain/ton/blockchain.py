@@ -20,7 +20,6 @@ from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 from pytoniq_core import Address, Builder, Cell, Slice, StateInit, begin_cell
 from pytoniq_core.tlb.account import ShardAccount
@@ -34,17 +33,18 @@ from offchain.ton.executor import (
     StackValue,
     TransactionArgs,
 )
-from offchain.ton.provider import SandboxProvider, SandboxSender
 from offchain.ton.messages import external_message, internal_message, message_relaxed
+from offchain.ton.provider import SandboxProvider, SandboxSender
 from offchain.ton.transaction import Event, SendResult, Transaction, raw
+from offchain.ton.wallet_v5 import SandboxWalletV5
 
 __all__ = [
     "LT_ALIGN",
     "AccountState",
     "Blockchain",
     "GetResult",
-    "Snapshot",
     "SmartContract",
+    "Snapshot",
     "Treasury",
     "method_id",
     "ton",
@@ -144,9 +144,7 @@ def _decode_account(address: str, boc: str) -> AccountState:
     code = data = None
     if status == "active":
         code, data = state.state_init.code, state.state_init.data
-    return AccountState(
-        address, status, st.balance.grams, code, data, sa.last_trans_lt, sa.last_trans_hash, boc
-    )
+    return AccountState(address, status, st.balance.grams, code, data, sa.last_trans_lt, sa.last_trans_hash, boc)
 
 
 @dataclass
@@ -254,7 +252,9 @@ class Blockchain:
         self.ignore_chksig = False
 
     @classmethod
-    def create(cls, *, executor: Executor | None = None, config_boc: str | None = None, now: int | None = None) -> Blockchain:
+    def create(
+        cls, *, executor: Executor | None = None, config_boc: str | None = None, now: int | None = None
+    ) -> Blockchain:
         """A fresh chain on tonpy's emulator and the stored global-version-12 config."""
         if executor is None:
             from offchain.ton._tonpy_executor import TonpyExecutor
@@ -318,7 +318,23 @@ class Blockchain:
         """A `ContractProvider` for wrappers (attaches `init` until the account is active)."""
         return SandboxProvider(self, _addr(address), init)
 
-    def create_treasuries(self, n: int, prefix: str = "wallet", balance: int = DEFAULT_TREASURY_BALANCE) -> list[Treasury]:
+    def wallet_v5(self, seed: str, balance: int = 0, *, deploy: bool = False) -> SandboxWalletV5:
+        """A real wallet v5r1 whose key derives from `seed`; optionally funded and deployed."""
+        from nacl.signing import SigningKey
+
+        from offchain.ton.wallet_v5 import SandboxWalletV5, wallet_v5_id
+
+        key = SigningKey(hashlib.sha256(b"cocoon-sandbox-wallet:" + seed.encode()).digest())
+        wallet = SandboxWalletV5(self, key, wallet_v5_id())
+        if deploy:
+            self.set_account(wallet.address, code=wallet.init.code, data=wallet.init.data, balance=balance)
+        elif balance:
+            self.treasury("faucet").send(wallet.address, balance, bounce=False)
+        return wallet
+
+    def create_treasuries(
+        self, n: int, prefix: str = "wallet", balance: int = DEFAULT_TREASURY_BALANCE
+    ) -> list[Treasury]:
         return [self.treasury(f"{prefix}{i}", balance) for i in range(n)]
 
     # -- messages ------------------------------------------------------------------
@@ -365,7 +381,9 @@ class Blockchain:
         for m in tx.summary.out_msgs:
             if m.kind == "internal":
                 queue.append((m, tx))
-                result.events.append(Event("message_sent", tx.address, {"to": m.dest, "value": m.value, "bounced": m.bounced}))
+                result.events.append(
+                    Event("message_sent", tx.address, {"to": m.dest, "value": m.value, "bounced": m.bounced})
+                )
             else:
                 result.externals.append(m)
 
@@ -381,14 +399,25 @@ class Blockchain:
     ) -> SendResult:
         """Deliver an internal message 'from' any address, with no sender transaction."""
         msg = internal_message(
-            src=_addr(src), dest=_addr(to), value=value, body=body, init=init, bounce=bounce,
-            created_lt=self._lt, created_at=self.now,
+            src=_addr(src),
+            dest=_addr(to),
+            value=value,
+            body=body,
+            init=init,
+            bounce=bounce,
+            created_lt=self._lt,
+            created_at=self.now,
         )
         return self.send_message(msg)
 
     # -- getters -------------------------------------------------------------------
     def run_get_method(
-        self, address: Address | str, method: str | int, stack: list[StackValue] | None = None, *, gas_limit: int = 10_000_000
+        self,
+        address: Address | str,
+        method: str | int,
+        stack: list[StackValue] | None = None,
+        *,
+        gas_limit: int = 10_000_000,
     ) -> GetResult:
         acc = self.account(address)
         if acc.status != "active" or acc.code is None:
@@ -399,7 +428,14 @@ class Blockchain:
             _code_boc(acc.data) if acc.data is not None else _b64(Cell.empty()),
             mid,
             list(stack or []),
-            GetMethodArgs(address=acc.address, balance=acc.balance, now=self.now, lt=self._lt, rand_seed=self.rand_seed, gas_limit=gas_limit),
+            GetMethodArgs(
+                address=acc.address,
+                balance=acc.balance,
+                now=self.now,
+                lt=self._lt,
+                rand_seed=self.rand_seed,
+                gas_limit=gas_limit,
+            ),
         )
         if not res.success:
             raise GetMethodError(str(method), res.exit_code, gas_used=res.gas_used, vm_log=res.vm_log)
@@ -463,5 +499,3 @@ def _destination(boc: str) -> str:
     if dest is None:
         raise ValueError("malformed message: no destination address")
     return raw(dest) or ""
-
-

@@ -80,9 +80,7 @@ def _sha256(path: Path) -> str | None:
 
 def _up_to_date(artifact: dict, root: Path) -> bool:
     sources = artifact.get("sources") or []
-    return bool(sources) and all(
-        _sha256(root / s["filename"]) == s["sha256"] for s in sources
-    )
+    return bool(sources) and all(_sha256(root / s["filename"]) == s["sha256"] for s in sources)
 
 
 def _load_artifact(name: str, entry: Path, out_dir: Path, root: Path) -> CompiledContract | None:

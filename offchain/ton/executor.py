@@ -113,14 +113,11 @@ class GetMethodResult:
 
 
 class Executor(Protocol):
-    def run_transaction(
-        self, shard_account: str, message: str, args: TransactionArgs
-    ) -> EmulationResult:
+    def run_transaction(self, shard_account: str, message: str, args: TransactionArgs) -> EmulationResult:
         """Run one ordinary transaction; raise EmulationError if the engine cannot."""
         ...
 
-    def run_tick_tock(self, shard_account: str, is_tock: bool, args: TransactionArgs) -> EmulationResult:
-        ...
+    def run_tick_tock(self, shard_account: str, is_tock: bool, args: TransactionArgs) -> EmulationResult: ...
 
     def run_get_method(
         self,
@@ -129,5 +126,4 @@ class Executor(Protocol):
         method: int,
         stack: list[StackValue],
         args: GetMethodArgs,
-    ) -> GetMethodResult:
-        ...
+    ) -> GetMethodResult: ...

@@ -73,6 +73,4 @@ class GasSnapshot:
         rows = [("operation", "gas", "fees (nanoTON)", "txs")]
         rows += [(k, str(v.gas), str(v.fees), str(v.transactions)) for k, v in sorted(self.measured.items())]
         w = [max(len(r[i]) for r in rows) for i in range(4)]
-        return "\n".join(
-            "  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)) for r in rows
-        )
+        return "\n".join("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)) for r in rows)

@@ -272,7 +272,11 @@ def fee_table(result: SendResult, names: dict[str, str] | None = None) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     out = []
     for n, r in enumerate(rows):
-        out.append("  ".join(c.rjust(w) if n and i >= 4 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
+        out.append(
+            "  ".join(
+                c.rjust(w) if n and i >= 4 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
         if n == 0:
             out.append("  ".join("-" * w for w in widths))
     return "\n".join(out)

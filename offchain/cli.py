@@ -1,0 +1,76 @@
+"""The `cocoon` command: a name-to-runner map; each runner lives next to what it runs.
+
+Errors that are ours (CocoonError) end the command with one clear line and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+
+from offchain.errors import BuildError, CocoonError
+
+__all__ = ["main"]
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from offchain.ton.build import BUILD_DIR, CONTRACTS_DIR, build_entries, entry_files
+
+    contracts_dir = Path(args.contracts_dir).resolve() if args.contracts_dir else CONTRACTS_DIR
+    out_dir = Path(args.out_dir).resolve() if args.out_dir else BUILD_DIR
+    entries = entry_files(contracts_dir)
+    if not entries:
+        print("no contracts under contracts/")
+        return 0
+    print(f"compiling {len(entries)} contract(s) with tolk-js ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        built = build_entries(entries, out_dir=out_dir, root=contracts_dir.parent, force=args.force)
+    except BuildError as err:
+        print(err.compiler_message, file=sys.stderr)
+        print(f"error: build failed: {err.entry}", file=sys.stderr)
+        return 1
+    rows = [("contract", "code hash (hex)", "status")]
+    for name, c in sorted(built.items()):
+        rows.append((name, c.hash_hex, "compiled" if c.fresh else "up to date"))
+    w = [max(len(r[i]) for r in rows) for i in range(3)]
+    for i, r in enumerate(rows):
+        print("  ".join(c.ljust(w[j]) for j, c in enumerate(r)).rstrip())
+        if i == 0:
+            print("  ".join("-" * x for x in w))
+    print(f"{len(built)} contract(s), {time.perf_counter() - started:.1f}s; artifacts in {out_dir}", file=sys.stderr)
+    return 0
+
+
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+    p = argparse.ArgumentParser(prog="cocoon", description="Cocoon 2.0: contracts, local chain, agents")
+    sub = p.add_subparsers(dest="command", required=True)
+    runners: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+    b = sub.add_parser("build", help="compile every contract under contracts/ into build/")
+    b.add_argument("--force", action="store_true", help="recompile even when sources did not change")
+    b.add_argument("--contracts-dir", help="folder of entry contracts (default: contracts/)")
+    b.add_argument("--out-dir", help="artifact folder (default: build/)")
+    b.add_argument("--print-hashes", action="store_true", help="(default) print each contract's code hash")
+    runners["build"] = _cmd_build
+    return p, runners
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser, runners = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return runners[args.command](args)
+    except CocoonError as err:
+        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
