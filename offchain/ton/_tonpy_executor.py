@@ -15,7 +15,6 @@ from pathlib import Path
 from pytoniq_core import Builder, Cell, Slice
 from tonpy.libs.python_ton import (
     PyCell,
-    PyCellSlice,
     PyEmulator,
     PyStackEntry,
     PyTVM,
@@ -47,109 +46,132 @@ def load_config_boc(path: Path = _CONFIG_PATH) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def _u(cs: PyCellSlice, bits: int) -> int:
-    return int(cs.load_uint(bits))
+class _Bits:
+    """Reads one cell: its bits fetched once as a '0101…' string, refs on demand.
+
+    One native call per cell instead of one per field: the per-call overhead of the
+    binding, not the parsing, is what costs time here.
+    """
+
+    __slots__ = ("bits", "cs", "pos", "ref_i")
+
+    def __init__(self, cell: PyCell) -> None:
+        self.cs = load_as_cell_slice(cell, True)
+        self.bits = self.cs.to_bitstring()
+        self.pos = 0
+        self.ref_i = 0
+
+    def u(self, n: int) -> int:
+        if n == 0:
+            return 0
+        p = self.pos
+        self.pos = p + n
+        return int(self.bits[p : p + n], 2)
+
+    def i(self, n: int) -> int:
+        v = self.u(n)
+        return v - (1 << n) if v >> (n - 1) else v
+
+    def bit(self) -> bool:
+        p = self.pos
+        self.pos = p + 1
+        return self.bits[p] == "1"
+
+    def skip(self, n: int) -> None:
+        self.pos += n
+
+    def left(self) -> int:
+        return len(self.bits) - self.pos
+
+    def ref(self) -> PyCell:
+        c = self.cs.prefetch_ref(self.ref_i)
+        self.ref_i += 1
+        return c
+
+    def var(self, len_bits: int) -> int:
+        return self.u(self.u(len_bits) * 8)
+
+    def grams(self) -> int:
+        return self.u(self.u(4) * 8)
+
+    def maybe_grams(self) -> int:
+        return self.grams() if self.bit() else 0
+
+    def currency(self) -> int:
+        grams = self.grams()
+        if self.bit():  # extra currencies: HashmapE 32 as a ref; not needed here
+            self.ref_i += 1
+        return grams
+
+    def skip_status_change(self) -> None:
+        if self.bit():
+            self.pos += 1
+
+    def addr(self) -> str | None:
+        tag = self.u(2)
+        if tag == 0b00:
+            return None
+        if tag == 0b01:  # addr_extern$01 len:(## 9) external_address:(bits len)
+            n = self.u(9)
+            return f"ext:{self.u(n):x}"
+        if self.bit():  # anycast: depth:(#<= 30) rewrite_pfx:(bits depth)
+            self.pos += self.u(5)
+        if tag == 0b10:  # addr_std
+            wc = self.i(8)
+            return f"{wc}:{self.u(256):064x}"
+        n = self.u(9)  # addr_var
+        wc = self.i(32)
+        return f"{wc}:{self.u(n):0{(n + 3) // 4}x}"
+
+    def skip_state_init(self) -> None:
+        if self.bit():  # fixed_prefix_length
+            self.pos += 5
+        if self.bit():  # special
+            self.pos += 2
+        for _ in range(3):  # code, data, library
+            if self.bit():
+                self.ref_i += 1
 
 
-def _i(cs: PyCellSlice, bits: int) -> int:
-    return int(cs.load_int(bits))
-
-
-def _grams(cs: PyCellSlice) -> int:
-    return int(cs.load_var_integer_str(16, False))
-
-
-def _var(cs: PyCellSlice, n: int) -> int:
-    return int(cs.load_var_integer_str(n, False))
-
-
-def _currency(cs: PyCellSlice) -> int:
-    grams = _grams(cs)
-    if _u(cs, 1):  # extra currencies: HashmapE 32, a ref we do not need
-        cs.fetch_ref()
-    return grams
-
-
-def _addr(cs: PyCellSlice) -> str | None:
-    tag = int(cs.preload_uint(2))
-    if tag == 0:
-        cs.advance(2)
-        return None
-    if tag == 1:  # addr_extern$01 len:(## 9) external_address:(bits len)
-        cs.advance(2)
-        n = _u(cs, 9)
-        bits = cs.load_uint(n) if n else "0"
-        return f"ext:{int(bits):x}"
-    if tag == 0b10 and int(cs.preload_uint(3)) == 0b100:  # addr_std, no anycast
-        cs.advance(3)
-        wc = _i(cs, 8)
-        return f"{wc}:{_u(cs, 256):064x}"
-    from pytoniq_core import Address  # anycast / addr_var: rare, take the slow path
-
-    a = Address(cs.load_addr())
-    return f"{a.wc}:{a.hash_part.hex()}"
-
-
-def _status(cs: PyCellSlice) -> int:
-    return _u(cs, 2)
-
-
-def _maybe_grams(cs: PyCellSlice) -> int:
-    return _grams(cs) if _u(cs, 1) else 0
-
-
-def _skip_status_change(cs: PyCellSlice) -> None:
-    if _u(cs, 1):
-        cs.advance(1)
-
-
-def _skip_state_init(cs: PyCellSlice) -> None:
-    if _u(cs, 1):  # fixed_prefix_length
-        cs.advance(5)
-    if _u(cs, 1):  # special
-        cs.advance(2)
-    for _ in range(3):  # code, data, library
-        if _u(cs, 1):
-            cs.fetch_ref()
-
-
-def _message(cell: PyCell) -> MessageSummary:
-    cs = load_as_cell_slice(cell, True)
-    boc = cell.to_boc()
+def _message(cell: PyCell, boc: str | None = None) -> MessageSummary:
+    """Summary of a message; `boc` is serialized only when given as None (out-messages)."""
+    r = _Bits(cell)
+    if boc is None:
+        boc = cell.to_boc()
     value = fwd_fee = created_lt = created_at = 0
     bounce = bounced = False
-    if _u(cs, 1) == 0:
+    head = r.u(2)
+    if head < 2:  # int_msg_info$0 ihr_disabled:Bool
         kind = "internal"
-        cs.advance(1)  # ihr_disabled
-        bounce = bool(_u(cs, 1))
-        bounced = bool(_u(cs, 1))
-        src = _addr(cs)
-        dest = _addr(cs)
-        value = _currency(cs)
-        _grams(cs)  # ihr_fee / extra_flags
-        fwd_fee = _grams(cs)
-        created_lt = _u(cs, 64)
-        created_at = _u(cs, 32)
-    elif _u(cs, 1) == 0:
+        bounce = r.bit()
+        bounced = r.bit()
+        src = r.addr()
+        dest = r.addr()
+        value = r.currency()
+        r.grams()  # ihr_fee / extra_flags
+        fwd_fee = r.grams()
+        created_lt = r.u(64)
+        created_at = r.u(32)
+    elif head == 0b10:
         kind = "external-in"
-        src = _addr(cs)
-        dest = _addr(cs)
-        _grams(cs)  # import_fee
+        src = r.addr()
+        dest = r.addr()
+        r.grams()  # import_fee
     else:
         kind = "external-out"
-        src = _addr(cs)
-        dest = _addr(cs)
-        created_lt = _u(cs, 64)
-        created_at = _u(cs, 32)
-    if _u(cs, 1):  # init: Maybe (Either StateInit ^StateInit)
-        if _u(cs, 1):
-            cs.fetch_ref()
+        src = r.addr()
+        dest = r.addr()
+        created_lt = r.u(64)
+        created_at = r.u(32)
+    if r.bit():  # init: Maybe (Either StateInit ^StateInit)
+        if r.bit():
+            r.ref_i += 1
         else:
-            _skip_state_init(cs)
-    body = load_as_cell_slice(cs.fetch_ref(), True) if _u(cs, 1) else cs
-    if bounced and body.bits >= 64:
-        body.advance(32)  # 0xFFFFFFFF bounce prefix
-    op = int(body.preload_uint(32)) if body.bits >= 32 else None
+            r.skip_state_init()
+    body = _Bits(r.ref()) if r.bit() else r
+    if bounced and body.left() >= 64:
+        body.skip(32)  # 0xFFFFFFFF bounce prefix
+    op = body.u(32) if body.left() >= 32 else None
     return MessageSummary(
         kind=kind,
         src=src,
@@ -167,105 +189,106 @@ def _message(cell: PyCell) -> MessageSummary:
 
 def _dict_values(cell: PyCell, key_bits: int, out: list[PyCell]) -> None:
     """Collect the ^values of a `Hashmap key_bits ^X` in key order."""
-    cs = load_as_cell_slice(cell, True)
-    if _u(cs, 1) == 0:  # hml_short$0 len:(Unary ~n) s:(n * Bit)
+    r = _Bits(cell)
+    if not r.bit():  # hml_short$0 len:(Unary ~n) s:(n * Bit)
         n = 0
-        while _u(cs, 1):
+        while r.bit():
             n += 1
-        cs.advance(n)
-    elif _u(cs, 1) == 0:  # hml_long$10 n:(#<= m) s:(n * Bit)
-        n = cs.fetch_uint_leq(key_bits)
-        cs.advance(n)
+        r.skip(n)
+    elif not r.bit():  # hml_long$10 n:(#<= m) s:(n * Bit)
+        n = r.u(key_bits.bit_length())
+        r.skip(n)
     else:  # hml_same$11 v:Bit n:(#<= m)
-        cs.advance(1)
-        n = cs.fetch_uint_leq(key_bits)
+        r.skip(1)
+        n = r.u(key_bits.bit_length())
     rest = key_bits - n
     if rest == 0:
-        out.append(cs.fetch_ref())
+        out.append(r.ref())
         return
-    _dict_values(cs.fetch_ref(), rest - 1, out)
-    _dict_values(cs.fetch_ref(), rest - 1, out)
+    _dict_values(r.ref(), rest - 1, out)
+    _dict_values(r.ref(), rest - 1, out)
 
 
-def summarize_transaction(tx: PyCell) -> TxSummary:
-    cs = load_as_cell_slice(tx, True)
-    if _u(cs, 4) != 0b0111:
+def summarize_transaction(tx: PyCell, in_boc: str = "") -> TxSummary:
+    """Native summary of a Transaction; `in_boc` is the inbound message's BOC, known to the caller."""
+    r = _Bits(tx)
+    if r.u(4) != 0b0111:
         raise EmulationError("emulator returned something that is not a Transaction")
-    account = "0:" + f"{_u(cs, 256):064x}"
-    lt = _u(cs, 64)
-    cs.advance(256 + 64)  # prev_trans_hash, prev_trans_lt
-    now = _u(cs, 32)
-    _u(cs, 15)  # outmsg_cnt
-    orig_status = _status(cs)
-    end_status = _status(cs)
-    msgs = load_as_cell_slice(cs.fetch_ref(), True)
-    in_msg = _message(msgs.fetch_ref()) if _u(msgs, 1) else None
+    account = f"0:{r.u(256):064x}"
+    lt = r.u(64)
+    r.skip(256 + 64)  # prev_trans_hash, prev_trans_lt
+    now = r.u(32)
+    r.skip(15)  # outmsg_cnt
+    orig_status = r.u(2)
+    end_status = r.u(2)
+    msgs = _Bits(r.ref())
+    in_msg = _message(msgs.ref(), in_boc) if msgs.bit() else None
     out_cells: list[PyCell] = []
-    if _u(msgs, 1):
-        _dict_values(msgs.fetch_ref(), 15, out_cells)
-    total_fees = _currency(cs)
-    cs.fetch_ref()  # state_update
-    d = load_as_cell_slice(cs.fetch_ref(), True)
+    if msgs.bit():
+        _dict_values(msgs.ref(), 15, out_cells)
+    total_fees = r.currency()
+    r.ref_i += 1  # state_update
+    d = _Bits(r.ref())
 
-    tag = _u(d, 4)
+    tag = d.u(4)
     storage_fees = 0
     compute_skipped, compute_success, exit_code = True, False, None
     gas_used = gas_fees = vm_steps = 0
     action_success = action_result = None
     total_fwd = total_action = 0
     aborted = destroyed = False
-    if tag in (0b0000, 0b0001):  # trans_ord / trans_tick_tock
+    if tag in (0b0000, 0b0010, 0b0011):  # trans_ord$0000 / trans_tick_tock$001 is_tock:Bool
         if tag == 0b0000:
-            d.advance(1)  # credit_first
-            if _u(d, 1):  # storage_ph
-                storage_fees = _grams(d)
-                _maybe_grams(d)
-                _skip_status_change(d)
-            if _u(d, 1):  # credit_ph
-                _maybe_grams(d)
-                _currency(d)
+            d.skip(1)  # credit_first
+            if d.bit():  # storage_ph
+                storage_fees = d.grams()
+                d.maybe_grams()
+                d.skip_status_change()
+            if d.bit():  # credit_ph
+                d.maybe_grams()
+                d.currency()
         else:
-            d.advance(1)  # is_tock
-            storage_fees = _grams(d)
-            _maybe_grams(d)
-            _skip_status_change(d)
-        if _u(d, 1):  # tr_phase_compute_vm$1
+            storage_fees = d.grams()
+            d.maybe_grams()
+            d.skip_status_change()
+        if d.bit():  # tr_phase_compute_vm$1
             compute_skipped = False
-            compute_success = bool(_u(d, 1))
-            d.advance(2)  # msg_state_used, account_activated
-            gas_fees = _grams(d)
-            c = load_as_cell_slice(d.fetch_ref(), True)
-            gas_used = _var(c, 7)
-            _var(c, 7)  # gas_limit
-            if _u(c, 1):
-                _var(c, 3)  # gas_credit
-            c.advance(8)  # mode
-            exit_code = _i(c, 32)
-            if _u(c, 1):
-                c.advance(32)
-            vm_steps = _u(c, 32)
-        else:
-            d.advance(2 if int(d.preload_uint(2)) != 0b11 else 3)  # skip reason
-        if _u(d, 1):  # action phase
-            a = load_as_cell_slice(d.fetch_ref(), True)
-            action_success = bool(_u(a, 1))
-            a.advance(2)  # valid, no_funds
-            _skip_status_change(a)
-            total_fwd = _maybe_grams(a)
-            total_action = _maybe_grams(a)
-            action_result = _i(a, 32)
-        aborted = bool(_u(d, 1))
-        if tag == 0b0000 and _u(d, 1):  # bounce phase
-            if _u(d, 1):  # ok$1
-                _var(d, 7)
-                _var(d, 7)
-                _grams(d)
-                _grams(d)
-            elif _u(d, 1):  # nofunds$01
-                _var(d, 7)
-                _var(d, 7)
-                _grams(d)
-        destroyed = bool(_u(d, 1))
+            compute_success = d.bit()
+            d.skip(2)  # msg_state_used, account_activated
+            gas_fees = d.grams()
+            c = _Bits(d.ref())
+            gas_used = c.var(3)
+            c.var(3)  # gas_limit
+            if c.bit():
+                c.var(2)  # gas_credit
+            c.skip(8)  # mode
+            exit_code = c.i(32)
+            if c.bit():
+                c.skip(32)
+            vm_steps = c.u(32)
+        else:  # skipped: cskip_no_state$00 / bad_state$01 / no_gas$10 / suspended$110
+            if d.u(2) == 0b11:
+                d.skip(1)
+        if d.bit():  # action phase
+            a = _Bits(d.ref())
+            action_success = a.bit()
+            a.skip(2)  # valid, no_funds
+            a.skip_status_change()
+            total_fwd = a.maybe_grams()
+            total_action = a.maybe_grams()
+            action_result = a.i(32)
+        aborted = d.bit()
+        if tag == 0b0000 and d.bit():  # bounce phase
+            if d.bit():  # ok$1 msg_size msg_fees fwd_fees
+                d.var(3)
+                d.var(3)
+                d.grams()
+                d.grams()
+            elif d.bit():  # nofunds$01 msg_size req_fwd_fees
+                d.var(3)
+                d.var(3)
+                d.grams()
+        destroyed = d.bit()
 
     return TxSummary(
         account=account,
@@ -372,7 +395,7 @@ class TonpyExecutor:
             self._emulator.set_rand_seed(args.rand_seed.hex().upper())
             self._seed = args.rand_seed
 
-    def _result(self, ok: bool, started: float, args: TransactionArgs) -> EmulationResult:
+    def _result(self, ok: bool, started: float, args: TransactionArgs, in_boc: str = "") -> EmulationResult:
         vm_log = self._emulator.vm_log if args.debug else ""
         if not ok:
             raise EmulationError("emulator could not run the transaction", vm_log=vm_log)
@@ -380,7 +403,7 @@ class TonpyExecutor:
         return EmulationResult(
             transaction=tx.to_boc(),
             shard_account=self._emulator.account_cell.to_boc(),
-            summary=summarize_transaction(tx),
+            summary=summarize_transaction(tx, in_boc),
             vm_log=vm_log,
             elapsed_ms=(time.perf_counter() - started) * 1000,
         )
@@ -405,7 +428,7 @@ class TonpyExecutor:
             raise
         except Exception as err:
             raise EmulationError(f"emulator failed: {err}") from err
-        return self._result(ok, started, args)
+        return self._result(ok, started, args, message)
 
     def run_tick_tock(self, shard_account: str, is_tock: bool, args: TransactionArgs) -> EmulationResult:
         self._prepare(args)

@@ -1,9 +1,9 @@
-"""Wallet v5r1 without a client: keys, StateInit, address and signed external messages.
+"""Wallet v5r1 keys for real networks: mnemonics, StateInit, address, signed external messages.
 
 The localnet funds these wallets at genesis and the network providers sign with them;
 both sides build the same cells here, so an address printed by `cocoon localnet` is the
-address `WALLET_MNEMONIC` opens. Messages are standard v5r1 (`sign` op, wallet id,
-valid_until, seqno, out-action list), so tonutils' `WalletV5R1` opens the same account.
+address `WALLET_MNEMONIC` opens. The message layout is the sandbox's (`offchain.ton.wallet_v5`),
+standard v5r1, so tonutils' `WalletV5R1` opens the same account.
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pytoniq.contract.wallets.wallet_v5 import WALLET_V5_R1_CODE
-from pytoniq_core import Address, Cell, StateInit, begin_cell
+from nacl.signing import SigningKey
+from pytoniq_core import Address, Cell, StateInit
 from pytoniq_core.crypto.keys import mnemonic_is_valid, mnemonic_to_private_key, words
-from pytoniq_core.crypto.signature import sign_message
 from pytoniq_core.tlb.custom.wallet import WalletV5R1Data
 
 from offchain.ton.messages import external_message
+from offchain.ton.wallet_v5 import WALLET_V5R1_CODE, wallet_v5_id, wallet_v5_transfer_body
 
 __all__ = [
     "MAINNET_GLOBAL_ID",
-    "OP_SIGNED_EXTERNAL",
+    "TESTNET_GLOBAL_ID",
     "WALLET_V5R1_CODE",
     "WalletKey",
     "localnet_mnemonic",
@@ -31,11 +31,8 @@ __all__ = [
     "wallet_v5r1_id",
 ]
 
-WALLET_V5R1_CODE: Cell = WALLET_V5_R1_CODE
 MAINNET_GLOBAL_ID = -239  # config param 19 of the localnet's config (the sandbox default)
 TESTNET_GLOBAL_ID = -3
-OP_SIGNED_EXTERNAL = 0x7369676E  # "sign"
-_ACTION_SEND_MSG = 0x0EC3C86D
 
 # The first localnet mnemonics, precomputed by `_generate_mnemonic(i)` (seed
 # "cocoon-localnet-{i}") with their public keys, so a server starts without 100k-round PBKDFs.
@@ -77,8 +74,7 @@ def _localnet_public_key(i: int) -> bytes:
 
 def wallet_v5r1_id(global_id: int = MAINNET_GLOBAL_ID, workchain: int = 0, subwallet: int = 0) -> int:
     """The v5r1 wallet id: network global id XOR the client context (wc, version 0, subwallet)."""
-    ctx = (1 << 31) | ((workchain & 0xFF) << 23) | (subwallet & 0x7FFF)
-    return (ctx ^ global_id) & 0xFFFFFFFF
+    return wallet_v5_id(global_id, workchain, subwallet)
 
 
 @dataclass(frozen=True)
@@ -137,25 +133,11 @@ class WalletKey:
         """
         if self.secret_key is None:
             raise ValueError("this wallet has no secret key: it cannot sign")
-        if not 1 <= len(messages) <= 255:
-            raise ValueError("a v5r1 wallet sends 1 to 255 messages per external message")
-        actions = Cell.empty()
-        for msg, mode in messages:
-            action = begin_cell().store_uint(_ACTION_SEND_MSG, 32).store_uint(mode, 8).store_ref(msg).end_cell()
-            actions = begin_cell().store_ref(actions).store_cell(action).end_cell()
         until = valid_until if valid_until is not None else int(time.time()) + 120
-        signed = (
-            begin_cell()
-            .store_uint(OP_SIGNED_EXTERNAL, 32)
-            .store_uint(self.wallet_id, 32)
-            .store_uint(until, 32)
-            .store_uint(seqno, 32)
-            .store_bit(1)
-            .store_ref(actions)
-            .store_bit(0)
-            .end_cell()
+        body = wallet_v5_transfer_body(
+            SigningKey(self.secret_key[:32]), wallet_id=self.wallet_id, seqno=seqno, valid_until=until,
+            messages=messages,
         )
-        body = begin_cell().store_cell(signed).store_bytes(sign_message(signed.hash, self.secret_key)).end_cell()
         return external_message(dest=self.address, body=body, init=self.init if with_init else None)
 
 

@@ -311,8 +311,22 @@ class Blockchain:
         data = begin_cell().store_bytes(hashlib.sha256(seed.encode()).digest()).end_cell()
         addr = Address((0, StateInit(code=code, data=data).serialize().hash))
         if raw(addr) not in self._accounts:
-            self.set_account(addr, code=code, data=data, balance=balance)
+            # Deployed by a real transaction from the zero address, then topped up to
+            # `balance`: what @ton/sandbox does, so logical times line up with it.
+            self.send_internal(
+                src=Address((0, bytes(32))), to=addr, value=10**9, init=StateInit(code=code, data=data), bounce=False
+            )
+            self.set_balance(addr, balance)
         return Treasury(self, raw(addr) or "")
+
+    def set_balance(self, address: Address | str, balance: int) -> None:
+        """Overwrite an existing account's balance (test set-up only)."""
+        boc = self.shard_account(address)
+        sa = ShardAccount.deserialize(Cell.one_from_boc(base64.b64decode(boc)).begin_parse())
+        if sa.account is None or getattr(sa.account, "storage", None) is None:
+            raise ValueError(f"no account at {raw(address)} to set the balance of")
+        sa.account.storage.balance.grams = balance
+        self._accounts[raw(address) or ""] = _b64(sa.serialize())
 
     def provider(self, address: Address | str, init: StateInit | None = None) -> SandboxProvider:
         """A `ContractProvider` for wrappers (attaches `init` until the account is active)."""
@@ -339,6 +353,7 @@ class Blockchain:
 
     # -- messages ------------------------------------------------------------------
     def _args(self) -> TransactionArgs:
+        self._lt += LT_ALIGN  # before each transaction, as @ton/sandbox does
         return TransactionArgs(
             now=self.now, lt=self._lt, rand_seed=self.rand_seed, ignore_chksig=self.ignore_chksig, debug=self.debug
         )
@@ -347,7 +362,6 @@ class Blockchain:
         args = self._args()
         before = self._accounts.get(dest, _EMPTY_SHARD_ACCOUNT)
         res = self.executor.run_transaction(before, message_boc, args)
-        self._lt += LT_ALIGN
         self._accounts[dest] = res.shard_account
         tx = Transaction(summary=res.summary, boc=res.transaction, vm_log=res.vm_log, parent=parent)
         if parent is not None:
@@ -362,8 +376,11 @@ class Blockchain:
 
     def send_message(self, message: Cell | str | bytes, *, max_steps: int | None = None) -> SendResult:
         """Deliver an external or internal message and run its whole trace."""
-        boc = _message_boc(message)
-        dest = _destination(boc)
+        if isinstance(message, Cell):
+            boc, dest = _b64(message), _destination(message)
+        else:
+            boc = _message_boc(message)
+            dest = _destination(Cell.one_from_boc(base64.b64decode(boc)))
         result = SendResult(transactions=[], events=[], externals=[])
         queue: deque[tuple[MessageSummary, Transaction]] = deque()
         self._enqueue(self._run(dest, boc, None, result), queue, result)
@@ -479,10 +496,10 @@ def _message_boc(message: Cell | str | bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _destination(boc: str) -> str:
-    """Destination of a message BOC, read with pytoniq-core (called once per external send)."""
+def _destination(message: Cell) -> str:
+    """Destination of a message, read with pytoniq-core (once per `send_message`)."""
     try:
-        s = Cell.one_from_boc(base64.b64decode(boc)).begin_parse()
+        s = message.begin_parse()
         if s.load_bit() == 0:  # int_msg_info
             s.skip_bits(3)
             s.load_address()

@@ -65,6 +65,7 @@ __all__ = [
     "create_app",
     "main",
     "run_localnet",
+    "run_localnet_command",
 ]
 
 log = logging.getLogger("cocoon.localnet")
@@ -458,12 +459,19 @@ def _config(ns: argparse.Namespace) -> LocalnetConfig:
     )
 
 
-def add_localnet_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Register `localnet` on an argparse subparsers object (its handler is `args.func(args)`)."""
+def add_localnet_command(subparsers: Any) -> Callable[[argparse.Namespace], int]:
+    """Register `localnet` on an argparse subparsers object; returns its runner.
+
+        runners["localnet"] = add_localnet_command(sub)
+    """
     p = subparsers.add_parser("localnet", help="run a local TON chain with a Toncenter v2 API")
     _add_arguments(p)
-    p.set_defaults(func=lambda ns: run_localnet(_config(ns)))
-    return p
+    return run_localnet_command
+
+
+def run_localnet_command(ns: argparse.Namespace) -> int:
+    """The runner for parsed `cocoon localnet` arguments."""
+    return run_localnet(_config(ns))
 
 
 def main(argv: list[str] | None = None) -> int:
