@@ -1,0 +1,93 @@
+"""Merkle sum tree: proofs verify, sums add up, and nothing can be claimed twice or forged."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pytoniq_core import Address, begin_cell
+
+from offchain.protocol.merkle import Leaf, MerkleSumTree, Role, leaf_hash, node_hash
+
+
+def addr(i: int) -> Address:
+    return Address((0, hashlib.sha256(i.to_bytes(4, "big")).digest()))
+
+
+def leaves(n: int) -> list[Leaf]:
+    return [Leaf(addr(i), Role.ALL[i % 4], 1_000 + i) for i in range(n)]
+
+
+def test_hashes_equal_ton_cell_hashes():
+    """The contract hashes builders as cells (HASHBU): Python must give the same bytes."""
+    a = addr(1)
+    cell = begin_cell().store_uint(0, 8).store_address(a).store_uint(Role.ROUTER, 8).store_uint(123, 128).end_cell()
+    assert leaf_hash(a, Role.ROUTER, 123) == cell.hash
+    h1, h2 = hashlib.sha256(b"l").digest(), hashlib.sha256(b"r").digest()
+    node = (
+        begin_cell().store_uint(1, 8).store_bytes(h1).store_uint(5, 128).store_bytes(h2).store_uint(7, 128).end_cell()
+    )
+    assert node_hash(h1, 5, h2, 7) == node.hash
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 16, 50])
+def test_every_leaf_proves_and_root_total_is_the_sum(n):
+    tree = MerkleSumTree(leaves(n))
+    assert tree.root_total == sum(leaf.total for leaf in tree.leaves)
+    for i in range(n):
+        proof = tree.proof(i)
+        assert proof.verify(tree.root_hash, tree.root_total)
+
+
+def test_forged_proofs_fail():
+    tree = MerkleSumTree(leaves(8))
+    proof = tree.proof(3)
+    from dataclasses import replace
+
+    assert not replace(proof, leaf=replace(proof.leaf, total=proof.leaf.total + 1)).verify(
+        tree.root_hash, tree.root_total
+    )
+    assert not replace(proof, leaf=replace(proof.leaf, role=(proof.leaf.role + 1) % 4)).verify(
+        tree.root_hash, tree.root_total
+    )
+    assert not replace(proof, leaf=replace(proof.leaf, provider=addr(999))).verify(tree.root_hash, tree.root_total)
+    assert not replace(proof, index=proof.index ^ 1).verify(tree.root_hash, tree.root_total)
+    assert not replace(proof, index=proof.index + 8).verify(tree.root_hash, tree.root_total)
+    # moving value between a sibling sum and the leaf keeps the root total but not the hash
+    sib_hash, sib_sum = proof.siblings[0]
+    moved = replace(
+        proof,
+        leaf=replace(proof.leaf, total=proof.leaf.total + 1),
+        siblings=((sib_hash, sib_sum - 1), *proof.siblings[1:]),
+    )
+    assert moved.root()[1] == tree.root_total
+    assert not moved.verify(tree.root_hash, tree.root_total)
+
+
+def test_duplicate_leaves_rejected():
+    a = addr(1)
+    with pytest.raises(ValueError, match="duplicate"):
+        MerkleSumTree([Leaf(a, Role.GPU, 1), Leaf(a, Role.GPU, 2)])
+    MerkleSumTree([Leaf(a, Role.GPU, 1), Leaf(a, Role.ROUTER, 2)])  # same owner, other role: fine
+
+
+def test_deep_sparse_tree_has_fixed_depth_proofs():
+    tree = MerkleSumTree(leaves(5), depth=20)
+    proof = tree.proof(4)
+    assert proof.depth == 20 and proof.size_bytes() == 20 * 48 + 4
+    assert proof.verify(tree.root_hash, tree.root_total)
+    small = MerkleSumTree(leaves(5), depth=4)
+    assert small.proof(4).verify(small.root_hash, small.root_total)
+    assert small.root_hash != tree.root_hash and small.root_total == tree.root_total
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10**15), min_size=1, max_size=40))
+def test_property_sum_and_proofs(totals):
+    lv = [Leaf(addr(i), Role.ALL[i % 4], t) for i, t in enumerate(totals)]
+    tree = MerkleSumTree(lv)
+    assert tree.root_total == sum(totals)
+    for i in range(0, len(lv), max(1, len(lv) // 5)):
+        assert tree.proof(i).verify(tree.root_hash, tree.root_total)
