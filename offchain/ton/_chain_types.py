@@ -83,7 +83,14 @@ class ChainTx:
     exit_code: int | None
     action_code: int | None
     aborted: bool
+    orig_status: str  # "uninit" | "frozen" | "active" | "nonexist"
+    end_status: str
     boc: str = field(repr=False)
+
+    @property
+    def deployed(self) -> bool:
+        """The account became active in this transaction."""
+        return self.orig_status != "active" and self.end_status == "active"
 
     @property
     def success(self) -> bool:
@@ -157,6 +164,11 @@ def _addr(a: object) -> str | None:
     return None
 
 
+def _status(st: object) -> str:
+    t = str(getattr(st, "type_", st))
+    return "uninit" if t == "uninitialized" else t
+
+
 @lru_cache(maxsize=8192)
 def decode_transaction(boc: str) -> ChainTx:
     """Decode a base64 Transaction BOC (cached: the same BOC always decodes the same).
@@ -198,5 +210,7 @@ def decode_transaction(boc: str) -> ChainTx:
         exit_code=exit_code,
         action_code=action_code,
         aborted=bool(getattr(d, "aborted", False)),
+        orig_status=_status(tx.orig_status),
+        end_status=_status(tx.end_status),
         boc=boc,
     )
