@@ -61,7 +61,13 @@ async function main() {
                  gets_s: s(tGets, tEnd), last_get: last.toString() };
     }
 
-    const timed = await pass(null);
+    // Best of `repeat` timed passes: the least disturbed run on a shared machine.
+    let timed = null;
+    for (let i = 0; i < (req.repeat || 1); i++) {
+        const t = await pass(null);
+        if (!timed) { timed = t; continue; }
+        for (const k of ['setup_s', 'deploy_s', 'messages_s', 'gets_s']) timed[k] = Math.min(timed[k], t[k]);
+    }
     const records = [];
     await pass(records);
     process.stdout.write(JSON.stringify({ ...timed, records }));

@@ -80,6 +80,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--messages", type=int, default=1000)
     ap.add_argument("--gets", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=3, help="timed passes per side; the best one counts")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sandbox_throughput.json"))
     args = ap.parse_args()
 
@@ -89,6 +90,9 @@ def main() -> int:
 
     print(f"running the flow on this sandbox ({args.messages} messages, {args.gets} get-methods) ...", file=sys.stderr)
     py = python_pass(init, args.messages, args.gets, None)
+    for _ in range(args.repeat - 1):
+        again = python_pass(init, args.messages, args.gets, None)
+        py = {k: min(v, again[k]) if k.endswith("_s") else v for k, v in py.items()}
     py_records: list = []
     python_pass(init, args.messages, args.gets, py_records)
 
@@ -100,6 +104,7 @@ def main() -> int:
         "messages": args.messages,
         "gets": args.gets,
         "value": str(VALUE),
+        "repeat": args.repeat,
     }
     proc = subprocess.run(
         ["node", str(ROOT / "benchmarks" / "sandbox_throughput.js")],
@@ -152,6 +157,7 @@ def main() -> int:
     out = {
         "messages": args.messages,
         "gets": args.gets,
+        "repeat": args.repeat,
         "this_sandbox": py,
         "ton_sandbox": js,
         "ratio_messages": py_msg / js_msg,

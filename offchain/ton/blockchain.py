@@ -33,7 +33,7 @@ from offchain.ton.executor import (
     StackValue,
     TransactionArgs,
 )
-from offchain.ton.messages import external_message, internal_message, message_relaxed
+from offchain.ton.messages import external_message, internal_message
 from offchain.ton.provider import SandboxProvider, SandboxSender
 from offchain.ton.transaction import Event, SendResult, Transaction, raw
 from offchain.ton.wallet_v5 import SandboxWalletV5
@@ -217,8 +217,11 @@ class Treasury(SmartContract):
         bounce: bool = True,
         mode: int = 1,
     ) -> SendResult:
-        msg = message_relaxed(dest=_addr(to), value=value, body=body, init=init, bounce=bounce)
-        return self.send_messages([(msg, mode)])
+        # One cell: the treasury contract builds the internal message itself.
+        b = begin_cell().store_uint(1, 1).store_uint(mode, 8).store_bit(bounce).store_address(_addr(to))
+        b.store_coins(value).store_maybe_ref(init.serialize() if init is not None else None)
+        b.store_ref(body if body is not None else Cell.empty())
+        return self._bc.send_message(external_message(dest=self.address, body=b.end_cell()))
 
     def sender(self) -> SandboxSender:
         """This treasury as an async `Sender`, the way wrappers take it."""
@@ -227,7 +230,7 @@ class Treasury(SmartContract):
     def send_messages(self, messages: list[tuple[Cell, int]]) -> SendResult:
         if not 1 <= len(messages) <= 4:
             raise ValueError("a treasury sends 1 to 4 messages per external message")
-        b = begin_cell()
+        b = begin_cell().store_uint(0, 1)
         for msg, mode in messages:
             b.store_uint(mode, 8).store_ref(msg)
         return self._bc.send_message(external_message(dest=self.address, body=b.end_cell()))

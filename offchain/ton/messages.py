@@ -56,4 +56,7 @@ def message_relaxed(
 def external_message(*, dest: Address, body: Cell, init: StateInit | None = None) -> Cell:
     """An external-in message to `dest`."""
     b = begin_cell().store_uint(0b10, 2).store_uint(0, 2).store_address(dest).store_coins(0)
+    if init is None and len(body.bits) + b.used_bits + 2 <= 1023 and len(body.refs) <= 4:
+        # body inline (Either X ^X with the left branch), as @ton/core's storeMessage does
+        return b.store_bit(0).store_bit(0).store_cell(body).end_cell()
     return _store_init_and_body(b, init, body).end_cell()
