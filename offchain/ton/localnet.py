@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytoniq_core import Cell
+from pytoniq_core import Cell, begin_cell
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -56,7 +57,6 @@ from offchain.ton._toncenter import (
     tx_id,
 )
 from offchain.ton._wallet import WALLET_V5R1_CODE, WalletKey, localnet_mnemonic, seqno_of
-from offchain.ton.messages import external_message
 
 __all__ = [
     "LocalnetConfig",
@@ -308,7 +308,8 @@ def _normalized_hash(cell: Cell) -> bytes:
 
     m = MessageAny.deserialize(cell.begin_parse())
     body = m.body if isinstance(m.body, Cell) else m.body.to_cell()
-    return external_message(dest=m.info.dest, body=body).hash
+    norm = begin_cell().store_uint(0b10, 2).store_uint(0, 2).store_address(m.info.dest).store_coins(0)
+    return norm.store_bit(0).store_bit(1).store_ref(body).end_cell().hash
 
 
 def _error(message: str, code: int, rpc_id: Any = None, rpc: bool = False) -> JSONResponse:
@@ -426,7 +427,12 @@ def run_localnet(config: LocalnetConfig) -> int:
         print(banner(server, url), flush=True)
     else:
         print(f"Listening on {url}", flush=True)
-    uv = uvicorn.Server(
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:  # stop gracefully, exit 0 (no re-raise)
+            self.force_exit = self.should_exit and sig == signal.SIGINT
+            self.should_exit = True
+
+    uv = _Server(
         uvicorn.Config(
             create_app(server), host=config.host, port=config.port, log_level="warning",
             access_log=False, lifespan="on",

@@ -79,6 +79,7 @@ GLOBAL_IDS = {"sandbox": MAINNET_GLOBAL_ID, "localnet": MAINNET_GLOBAL_ID, "main
               "testnet": TESTNET_GLOBAL_ID}
 _ZERO_HASH = b"\0" * 32
 SANDBOX_WALLETS = 10
+_IGNORE_ERRORS = 2  # send mode +2; wallet v5r1 throws 137 on a signed external without it
 
 
 class ChainProvider(Protocol):
@@ -416,6 +417,7 @@ class WalletSender:
             ProviderError: the wallet cannot pay (code 402), the message was refused, or it did
                 not land within `timeout`.
         """
+        messages = [(m, mode | _IGNORE_ERRORS) for m, mode in messages]  # v5r1 refuses externals without +2
         async with self._lock:
             acc = await self.chain.get_account(self.address)
             active = acc.status == "active"
