@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import threading
 import time
@@ -18,6 +19,7 @@ from .conftest import LocalnetProcess
 ONE_TON = 10**9
 
 
+@functools.cache
 def key(i: int) -> WalletKey:
     return WalletKey.from_mnemonic(localnet_mnemonic(i))
 

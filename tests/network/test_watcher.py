@@ -186,6 +186,15 @@ def _count(db_path) -> int:
         return 0
 
 
+def _table_exists(db_path) -> bool:
+    try:
+        with sqlite3.connect(db_path, timeout=5) as db:
+            db.execute("SELECT count(*) FROM seen").fetchone()
+        return True
+    except sqlite3.OperationalError:
+        return False
+
+
 def _start_watcher(url: str, db_path, account: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.network._watch_process", url, str(db_path), account],
@@ -206,6 +215,9 @@ def test_watcher_killed_mid_burst_of_500_misses_and_repeats_nothing(start_localn
     sent: list[int] = []
 
     def burst() -> None:
+        ready = time.monotonic() + 20
+        while not _table_exists(db_path) and time.monotonic() < ready:  # the watcher is up
+            time.sleep(0.02)
         for i, ext in enumerate(exts):
             status, doc = net.post("sendBoc", {"boc": base64.b64encode(ext.to_boc()).decode()})
             assert status == 200, doc
@@ -223,6 +235,7 @@ def test_watcher_killed_mid_burst_of_500_misses_and_repeats_nothing(start_localn
         watcher.wait(5)
         killed_at, sent_at_kill = _count(db_path), len(sent)
         assert 0 < killed_at and sent_at_kill < 500, "the kill must land in the middle of the burst"
+        print(f"killed after {killed_at} events, {sent_at_kill} of 500 sent")
         restarted = _start_watcher(net.url, db_path, account)
         t.join(60)
         assert len(sent) == 500
