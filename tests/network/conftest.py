@@ -111,7 +111,7 @@ def start_localnet(tmp_path: Path) -> Iterator[Callable[..., LocalnetProcess]]:
     """`start_localnet(block_time=0.2, state=path)`: a private server, killed at teardown."""
     started: list[LocalnetProcess] = []
 
-    def start(*, block_time: float = 0.0, state: Path | None | str = "default", wallets: int = 4,
+    def start(*, block_time: float = 0.0, state: Path | str | None = "default", wallets: int = 4,
               port: int | None = None) -> LocalnetProcess:
         st = tmp_path / "localnet.json" if state == "default" else state
         p = LocalnetProcess(state=st, block_time=block_time, wallets=wallets)  # type: ignore[arg-type]
