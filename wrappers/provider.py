@@ -34,6 +34,14 @@ from wrappers.messages import (
 )
 
 __all__ = [
+    "BASIS_POINTS",
+    "CONFIRM_REGISTRATION_GAS",
+    "MAX_VALIDATORS",
+    "PROVIDER_OP_FEE",
+    "PROVIDER_STORAGE_RESERVE",
+    "REGISTER_FEE",
+    "SLASH_RELAY_FEE",
+    "WITHDRAW_FEE",
     "Provider",
     "ProviderConfig",
     "ProviderData",
@@ -43,6 +51,18 @@ __all__ = [
     "provider_config_to_cell",
     "stack_address",
 ]
+
+
+# Fee constants, mirrored from contracts/common/fees.tolk (checked by test_abi_mirror):
+# what to attach to each operation on top of the amount it moves (the excess comes back).
+PROVIDER_STORAGE_RESERVE = 10_000_000  # ton("0.01"), kept on the Provider with the stake
+REGISTER_FEE = 50_000_000  # ton("0.05"): RegisterProvider (attach stake + this + the reserve)
+PROVIDER_OP_FEE = 10_000_000  # ton("0.01"): Stake (amount + this), RequestUnstake
+WITHDRAW_FEE = 20_000_000  # ton("0.02"): Withdraw
+SLASH_RELAY_FEE = 50_000_000  # ton("0.05"): RelaySlash
+CONFIRM_REGISTRATION_GAS = 4000  # upper bound of the Provider's ConfirmRegistration gas
+BASIS_POINTS = 10_000
+MAX_VALIDATORS = 100
 
 
 class Role(IntEnum):

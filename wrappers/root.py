@@ -53,7 +53,7 @@ from wrappers.messages import (
     load_string,
     tl,
 )
-from wrappers.provider import Role, stack_address
+from wrappers.provider import BASIS_POINTS, Role, stack_address
 
 __all__ = [
     "BASIS_POINTS",
@@ -73,7 +73,6 @@ __all__ = [
     "slash_order_hash",
 ]
 
-BASIS_POINTS = 10_000
 U8, U32, U64, U256 = UInt(8), UInt(32), UInt(64), UInt(256)
 
 
