@@ -32,6 +32,7 @@ from typing import Any
 from pytoniq_core import Address, Cell
 
 from offchain.errors import EmulationError, GetMethodError, StorageError
+from offchain.ton._chain_types import decode_transaction
 from offchain.ton._toncenter import ToncenterInputError
 from offchain.ton._wallet import MAINNET_GLOBAL_ID, WALLET_V5R1_CODE, WalletKey
 from offchain.ton.blockchain import AccountState, Blockchain, GetResult, Snapshot
@@ -47,11 +48,31 @@ DEFAULT_BALANCE = 1_000_000 * 10**9
 MAX_QUEUE = 10_000
 
 
-@dataclass(frozen=True, slots=True)
 class TxRecord:
-    lt: int
-    hash: bytes
-    boc: str
+    """One transaction in the index: lt, BOC, and its hash, computed on first use.
+
+    Hashing a transaction is a pure-Python BOC parse (~1 ms): settling a message does not
+    need it, so it waits until a reader asks (and the decoded form is cached for rendering).
+    """
+
+    __slots__ = ("_hash", "boc", "lt")
+
+    def __init__(self, lt: int, boc: str, hash_: bytes | None = None) -> None:
+        self.lt = lt
+        self.boc = boc
+        self._hash = hash_
+
+    @property
+    def hash(self) -> bytes:
+        if self._hash is None:
+            self._hash = decode_transaction(self.boc).hash
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TxRecord) and (self.lt, self.boc) == (other.lt, other.boc)
+
+    def __hash__(self) -> int:
+        return hash((self.lt, self.boc))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +108,9 @@ class StateImage:
             "global_id": self.global_id,
             "wallets": self.wallets,
             "accounts": self.accounts,
-            "transactions": {a: [[r.lt, r.hash.hex(), r.boc] for r in rs] for a, rs in self.transactions.items()},
+            "transactions": {
+                a: [[r.lt, r._hash.hex() if r._hash else "", r.boc] for r in rs] for a, rs in self.transactions.items()
+            },
         }
         return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -106,7 +129,7 @@ class StateImage:
             wallets=int(doc["wallets"]),
             accounts=dict(doc["accounts"]),
             transactions={
-                a: [TxRecord(int(lt), bytes.fromhex(h), boc) for lt, h, boc in rs]
+                a: [TxRecord(int(lt), boc, bytes.fromhex(h) if h else None) for lt, h, boc in rs]
                 for a, rs in doc["transactions"].items()
             },
         )
@@ -273,7 +296,7 @@ class LocalChain:
 
     def _record(self, txs: list[Any]) -> None:
         for tx in txs:
-            self._index.setdefault(tx.address, []).append(TxRecord(tx.lt, tx.hash, tx.boc))
+            self._index.setdefault(tx.address, []).append(TxRecord(tx.lt, tx.boc))
         self.tx_count += len(txs)
 
     def _close_block(self, n: int) -> Block:
