@@ -340,7 +340,7 @@ async def wait_for_transaction(
     deadline = time.monotonic() + timeout
     delay = poll
     while True:
-        txs = await chain.get_transactions(address, limit=100, to_lt=after_lt)
+        txs = await chain.get_transactions(address, limit=1000, to_lt=after_lt)
         for tx in reversed(txs):  # oldest first: the first match is the earliest
             if predicate(tx):
                 return tx

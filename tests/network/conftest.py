@@ -49,11 +49,11 @@ class LocalnetProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/v2"
 
-    def start(self) -> LocalnetProcess:
+    def start(self, *, quiet: bool = True) -> LocalnetProcess:
         args = [
-            sys.executable, "-m", "offchain.ton.localnet", "--port", str(self.port), "--quiet",
+            sys.executable, "-m", "offchain.ton.localnet", "--port", str(self.port),
             "--block-time", str(self.block_time), "--wallets", str(self.wallets),
-        ]
+        ] + (["--quiet"] if quiet else [])
         args += ["--state", str(self.state)] if self.state is not None else ["--memory"]
         self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"localnet-{self.port}-{time.time_ns()}.log"
         with open(self.log, "wb") as out:

@@ -322,3 +322,30 @@ def test_a_corrupt_state_file_stops_the_server_with_one_clear_line(start_localne
         start_localnet(state=state)
     assert "is not a valid state file" in str(err.value)
     assert state.read_text() == "{ this is not a chain"  # left for the user to inspect
+
+
+# -- the command ----------------------------------------------------------------------------------
+def test_command_prints_funded_wallets_and_their_mnemonics(tmp_path) -> None:
+    net = LocalnetProcess(state=None, wallets=2)
+    try:
+        net.start(quiet=False)
+        out = net.output()
+    finally:
+        net.kill()
+    assert " ".join(localnet_mnemonic(1)) in out
+    assert key(0).address.to_str(is_user_friendly=True, is_bounceable=True) in out
+    assert f"Listening on {net.url}" in out
+
+
+def test_add_localnet_command_registers_on_argparse() -> None:
+    import argparse
+
+    from offchain.ton.localnet import _config, add_localnet_command
+
+    parser = argparse.ArgumentParser(prog="cocoon")
+    sub = parser.add_subparsers(dest="command")
+    runner = add_localnet_command(sub)
+    ns = parser.parse_args(["localnet", "--port", "9999", "--block-time", "0", "--memory", "--wallets", "3"])
+    config = _config(ns)
+    assert callable(runner) and ns.command == "localnet"
+    assert (config.port, config.block_time, config.state, config.wallets) == (9999, 0.0, None, 3)
