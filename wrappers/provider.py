@@ -35,6 +35,7 @@ from wrappers.messages import (
 
 __all__ = [
     "BASIS_POINTS",
+    "BOUNCE_GAS",
     "CONFIRM_REGISTRATION_GAS",
     "MAX_VALIDATORS",
     "PROVIDER_OP_FEE",
@@ -61,6 +62,7 @@ PROVIDER_OP_FEE = 10_000_000  # ton("0.01"): Stake (amount + this), RequestUnsta
 WITHDRAW_FEE = 20_000_000  # ton("0.02"): Withdraw
 SLASH_RELAY_FEE = 50_000_000  # ton("0.05"): RelaySlash
 CONFIRM_REGISTRATION_GAS = 4000  # upper bound of the Provider's ConfirmRegistration gas
+BOUNCE_GAS = 3000  # upper bound of the Provider's bounce handler gas
 BASIS_POINTS = 10_000
 MAX_VALIDATORS = 100
 

@@ -169,3 +169,22 @@ def env(
         root=root,
         validators=keys,
     )
+
+
+@pytest.fixture
+def env_factory(session_chain: Blockchain, deployed: tuple[Snapshot, Root, list[SigningKey]], compiled: Compiled):
+    """For hypothesis: a fresh `env` per example (the snapshot is restored each call)."""
+
+    def make() -> Env:
+        snap, root, keys = deployed
+        session_chain.load_from(snap)
+        return Env(
+            bc=session_chain,
+            codes=compiled,
+            owner=session_chain.treasury("foundation"),
+            treasury=session_chain.treasury("protocol-treasury"),
+            root=root,
+            validators=keys,
+        )
+
+    return make
