@@ -372,8 +372,8 @@ class SlashOrder(Struct):
 
 @dataclass(frozen=True)
 class NodeInfo(Struct):
-    node_key: int = tl(U256)
     image_hash: int | None = tl(Optional(U256))
+    node_key: int = tl(U256)
     endpoint: str = tl(STRING)
 
 
