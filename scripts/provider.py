@@ -1,0 +1,147 @@
+"""`cocoon provider ...`: register a Provider with Root, inspect it, unstake, withdraw.
+
+    cocoon provider register --root EQ... --role router --stake 10 --endpoint wss://r1.example.org
+    cocoon provider status   --root EQ... --role router
+    cocoon provider unstake  --root EQ... --role router
+    cocoon provider withdraw --root EQ... --role router [--amount 5]
+    cocoon provider claim    --root EQ... --role gpu
+
+The wallet is the Provider's owner (one Provider per owner and role). `--root` defaults to
+`COCOON_ROOT`. Each command checks what it can before sending (balance, minimum stake,
+cooldown) and turns an on-chain refusal into one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import time
+from typing import Any
+
+from pytoniq_core import Address
+
+from offchain.errors import ConfigError
+from offchain.ton.network import NetworkProvider
+from scripts._common import ScriptError, fmt_ton, follow, parse_ton, progress, require_balance, table
+from wrappers.provider import (
+    PROVIDER_OP_FEE,
+    PROVIDER_STORAGE_RESERVE,
+    REGISTER_FEE,
+    WITHDRAW_FEE,
+    Provider,
+    ProviderData,
+    Role,
+)
+from wrappers.root import Root
+
+__all__ = ["run"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="cocoon provider")
+    sub = ap.add_subparsers(dest="action", required=True)
+    for name in ("register", "status", "unstake", "withdraw", "claim"):
+        p = sub.add_parser(name)
+        p.add_argument("--root", default=os.environ.get("COCOON_ROOT"), help="Root address (default: $COCOON_ROOT)")
+        p.add_argument("--role", required=True, choices=[r.name.lower() for r in Role])
+        if name == "register":
+            p.add_argument("--stake", required=True, help="TON to stake")
+            p.add_argument("--endpoint", required=True, help="where peers reach this node (wss://...)")
+            p.add_argument("--node-key", help="ed25519 public key of the node, hex (default: derived from the wallet)")
+            p.add_argument("--image", help="attested image hash, hex (gpu providers)")
+        if name == "withdraw":
+            p.add_argument("--amount", help="TON to withdraw (default: everything unlocked)")
+    return ap
+
+
+async def _provider(provider: NetworkProvider, root: Root, role: Role) -> Provider:
+    owner = provider.sender().address
+    return Provider.create_from_address(await root.get_provider_address(provider.open(root), owner, role))
+
+
+async def _data(provider: NetworkProvider, p: Provider) -> ProviderData:
+    if not await provider.is_contract_deployed(p.address):
+        raise ScriptError(f"no Provider at {p.address.to_str()}: register first")
+    return await p.get_provider_data(provider.open(p))
+
+
+def _status_rows(p: Provider, d: ProviderData) -> list[tuple[str, str]]:
+    rows = [
+        ("provider", p.address.to_str()),
+        ("role", d.role.name.lower()),
+        ("state", d.state.name.lower()),
+        ("stake", f"{fmt_ton(d.stake)} (minimum {fmt_ton(d.min_stake)})"),
+        ("unstaking", fmt_ton(d.unstaking)),
+    ]
+    if d.unstaking:
+        left = d.unlock_at - int(time.time())
+        rows.append(("unlocks", f"at {d.unlock_at}" + (f" (in {left} s)" if left > 0 else " (now)")))
+    rows += [("claimed", fmt_ton(d.claimed)), ("endpoint", d.endpoint or "-")]
+    return rows
+
+
+async def run(provider: NetworkProvider, args: list[str]) -> Any:
+    """Run one provider action; returns the Provider's data afterwards.
+
+    Raises:
+        ScriptError: refused on chain (below minimum stake, cooldown not over, ...) or no funds.
+        ConfigError: missing/bad arguments.
+    """
+    ns = _parser().parse_args(args)
+    if not ns.root:
+        raise ConfigError("--root (or COCOON_ROOT) is required")
+    try:
+        root = Root.create_from_address(Address(ns.root))
+    except Exception as err:
+        raise ConfigError(f"--root: {ns.root!r} is not an address") from err
+    if not await provider.is_contract_deployed(root.address):
+        raise ScriptError(f"no Root at {root.address.to_str()} on {provider.network}")
+    role = Role[ns.role.upper()]
+    via = provider.sender()
+    p = await _provider(provider, root, role)
+    pp = provider.open(p)
+
+    if ns.action == "register":
+        stake = parse_ton(ns.stake, "--stake")
+        terms = await root.get_role_params(provider.open(root), role)
+        if stake < terms.min_stake:
+            raise ScriptError(f"below minimum stake: {fmt_ton(stake)} < {fmt_ton(terms.min_stake)} for {ns.role}")
+        if await provider.is_contract_deployed(p.address) and (await p.get_provider_data(pp)).active:
+            raise ScriptError(f"already registered: {p.address.to_str()}")
+        value = stake + REGISTER_FEE + PROVIDER_STORAGE_RESERVE
+        await require_balance(provider, value + 10**8, f"registering with {fmt_ton(stake)} stake")
+        node_key = int(ns.node_key, 16) if ns.node_key else int.from_bytes(
+            hashlib.sha256(b"cocoon-node" + via.address.hash_part).digest(), "big"
+        )
+        progress(f"registering {ns.role} provider with Root {root.address.to_str()}")
+        sent = await root.send_register_provider(
+            provider.open(root), via, value=value, role=role, stake=stake, node_key=node_key,
+            endpoint=ns.endpoint, image_hash=int(ns.image, 16) if ns.image else None,
+        )
+        await follow(sent)
+        await provider.wait_for_deploy(p.address, timeout=60)
+    elif ns.action == "unstake":
+        d = await _data(provider, p)
+        if d.stake == 0:
+            raise ScriptError("nothing to unstake")
+        await require_balance(provider, PROVIDER_OP_FEE + 10**8, "unstaking")
+        progress(f"requesting unstake of {fmt_ton(d.stake)}")
+        await follow(await p.send_request_unstake(pp, via, value=PROVIDER_OP_FEE))
+    elif ns.action == "withdraw":
+        d = await _data(provider, p)
+        if d.unstaking == 0:
+            raise ScriptError("nothing to withdraw: request an unstake first")
+        now = int(time.time())
+        if d.unlock_at > now:
+            raise ScriptError(f"cooldown not over: {fmt_ton(d.unstaking)} unlocks in {d.unlock_at - now} s")
+        amount = parse_ton(ns.amount, "--amount") if ns.amount else d.unstaking
+        await require_balance(provider, WITHDRAW_FEE + 10**8, "withdrawing")
+        progress(f"withdrawing {fmt_ton(amount)}")
+        await follow(await p.send_withdraw(pp, via, value=WITHDRAW_FEE, amount=amount))
+    elif ns.action == "claim":
+        raise ScriptError("claim needs the RewardPool contract, which is not deployed yet")
+
+    d = await _data(provider, p)
+    print(table(_status_rows(p, d)))
+    return d
