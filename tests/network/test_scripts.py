@@ -99,3 +99,16 @@ async def test_a_contract_refusal_becomes_one_line(localnet: LocalnetProcess, pa
 async def test_provider_needs_a_root(localnet: LocalnetProcess) -> None:
     with pytest.raises(ConfigError, match="--root"):
         await script(localnet, "provider", ["status", "--role", "gpu"], OPERATOR)
+
+
+async def test_config_set_by_the_owner_and_refused_for_anyone_else(localnet: LocalnetProcess, params) -> None:
+    root = await script(localnet, "deploy", ["--params", str(params)], OWNER)
+    r = ["--root", root.address.to_str()]
+    got = await script(localnet, "config", ["set", "prices", *r, "--compute", "2000", "--data", "20"], OWNER)
+    assert (got.compute_unit_price, got.data_unit_price) == (2000, 20)
+    got = await script(localnet, "config", ["set", "close-delay", *r, "--seconds", "7200"], OWNER)
+    assert got.close_delay == 7200
+    with pytest.raises(ScriptError, match="not the owner"):
+        await script(localnet, "config", ["set", "prices", *r, "--compute", "1", "--data", "1"], OPERATOR)
+    with pytest.raises(ConfigError, match="summing to 10000"):
+        await script(localnet, "config", ["set", "splits", *r, "--compute", "1,2,3,4", "--data", "1,2,3,4"], OWNER)
