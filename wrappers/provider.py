@@ -56,7 +56,7 @@ __all__ = [
 
 # Fee constants, mirrored from contracts/common/fees.tolk (checked by test_abi_mirror):
 # what to attach to each operation on top of the amount it moves (the excess comes back).
-PROVIDER_STORAGE_RESERVE = 10_000_000  # ton("0.01"), kept on the Provider with the stake
+PROVIDER_STORAGE_RESERVE = 50_000_000  # ton("0.05"), kept on the Provider with the stake
 REGISTER_FEE = 50_000_000  # ton("0.05"): RegisterProvider (attach stake + this + the reserve)
 PROVIDER_OP_FEE = 10_000_000  # ton("0.01"): Stake (amount + this), RequestUnstake
 WITHDRAW_FEE = 20_000_000  # ton("0.02"): Withdraw

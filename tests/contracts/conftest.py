@@ -124,6 +124,10 @@ class Env:
         return SlashOrder(root=self.root.address, target=target, amount=amount, reason_hash=reason, nonce=nonce)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gas: the test records an operation into tests/gas_snapshot.json")
+
+
 @pytest.fixture(scope="session")
 def compiled() -> Compiled:
     return Compiled(root=code_cell("Root"), provider=code_cell("Provider"))

@@ -98,6 +98,7 @@ def test_empty_body_is_accepted_and_unknown_op_rejected(env: Env) -> None:
 # ---- owner operations -----------------------------------------------------------------------
 
 
+@pytest.mark.gas
 async def test_set_prices_updates_params_bumps_version_returns_excess(env: Env, gas_snapshot) -> None:
     res = await env.root.send_set_prices(
         env.root_p, env.owner.sender(), value=ton("0.1"), compute_unit_price=123, data_unit_price=456, query_id=7
@@ -110,6 +111,7 @@ async def test_set_prices_updates_params_bumps_version_returns_excess(env: Env, 
     assert res.gas() <= 8098
 
 
+@pytest.mark.gas
 async def test_add_and_remove_model_hash(env: Env, gas_snapshot) -> None:
     res = await env.root.send_add_model_hash(env.root_p, env.owner.sender(), value=ton("0.1"), hash=OTHER_HASH)
     assert find_tx(res, to=env.root.address).success
@@ -124,6 +126,7 @@ async def test_add_and_remove_model_hash(env: Env, gas_snapshot) -> None:
     assert env.version() == 2
 
 
+@pytest.mark.gas
 async def test_add_and_remove_image_hash(env: Env, gas_snapshot) -> None:
     res = env.owner_send(Root.add_image_hash_body(hash=OTHER_HASH))
     assert find_tx(res, to=env.root.address).success
@@ -150,6 +153,7 @@ def test_remove_absent_entry_is_rejected(env: Env, body: Cell) -> None:
     assert env.version() == 0
 
 
+@pytest.mark.gas
 async def test_set_splits(env: Env, gas_snapshot) -> None:
     compute = ComputeSplit(gpu=6000, router=2000, validator=1500, protocol=500)
     data = DataSplit(bandwidth=5000, router=3000, validator=1000, protocol=1000)
@@ -184,6 +188,7 @@ def test_split_not_summing_to_10000_is_rejected(env: Env, compute: ComputeSplit,
     assert env.version() == 0
 
 
+@pytest.mark.gas
 async def test_set_role_params_changes_only_that_role(env: Env, gas_snapshot) -> None:
     res = await env.root.send_set_role_params(
         env.root_p, env.owner.sender(), value=ton("0.1"), role=Role.ROUTER, min_stake=ton(50), cooldown=3600
@@ -226,6 +231,7 @@ async def test_set_router_and_remove(env: Env) -> None:
     assert await env.root.get_router_endpoint(env.root_p, addr(5)) is None
 
 
+@pytest.mark.gas
 async def test_set_validators(env: Env, gas_snapshot) -> None:
     keys = [pubkey(k) for k in validator_keys(32, "next")]
     res = await env.root.send_set_validators(
@@ -284,6 +290,7 @@ def test_owner_operation_from_non_owner_is_rejected(env: Env, body: Cell) -> Non
 # ---- ownership and upgrade ------------------------------------------------------------------
 
 
+@pytest.mark.gas
 async def test_ownership_transfer_takes_two_steps(env: Env, gas_snapshot) -> None:
     heir = env.bc.treasury("heir")
     res = await env.root.send_transfer_ownership(
@@ -341,6 +348,7 @@ def _registered(env: Env, name: str = "alice", stake: int = MIN_STAKE):
     return who, p
 
 
+@pytest.mark.gas
 def test_relay_slash_with_quorum_moves_stake_to_treasury(env: Env, gas_snapshot) -> None:
     _, p = _registered(env)
     relayer = env.bc.treasury("relayer")
