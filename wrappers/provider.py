@@ -12,9 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytoniq_core import Address, Builder, Cell, Slice, StateInit
+
+if TYPE_CHECKING:
+    from offchain.ton.provider import ContractProvider, Sender
 
 from wrappers.messages import (
     ADDRESS,
@@ -164,7 +167,12 @@ def _cell(value: Any) -> Cell:
 
 
 class Provider:
-    """A Provider contract; the same class runs on the sandbox and on a real network."""
+    """A Provider contract; the same class runs on the sandbox and on a real network.
+
+    Registration goes through Root (`Root.send_register_provider`), which deploys this
+    contract. Concurrency and cancellation: as for `Root` (stateless; cancelling before the
+    provider sends is safe).
+    """
 
     def __init__(self, address: Address, init: StateInit | None = None) -> None:
         self.address = address
@@ -197,28 +205,34 @@ class Provider:
         return RecordClaim(query_id=query_id, cumulative=cumulative).to_cell()
 
     # ---- senders (registration goes through Root: see Root.send_register_provider) ------
-    async def send_stake(self, provider: Any, via: Any, *, value: int, amount: int, query_id: int = 0) -> Any:
+    async def send_stake(
+        self, provider: ContractProvider, via: Sender, *, value: int, amount: int, query_id: int = 0
+    ) -> Any:
         return await provider.internal(via, value=value, body=self.stake_body(amount=amount, query_id=query_id))
 
-    async def send_request_unstake(self, provider: Any, via: Any, *, value: int, query_id: int = 0) -> Any:
+    async def send_request_unstake(
+        self, provider: ContractProvider, via: Sender, *, value: int, query_id: int = 0
+    ) -> Any:
         return await provider.internal(via, value=value, body=self.request_unstake_body(query_id=query_id))
 
-    async def send_withdraw(self, provider: Any, via: Any, *, value: int, amount: int, query_id: int = 0) -> Any:
+    async def send_withdraw(
+        self, provider: ContractProvider, via: Sender, *, value: int, amount: int, query_id: int = 0
+    ) -> Any:
         return await provider.internal(via, value=value, body=self.withdraw_body(amount=amount, query_id=query_id))
 
     async def send_record_claim(
-        self, provider: Any, via: Any, *, value: int, cumulative: int, query_id: int = 0
+        self, provider: ContractProvider, via: Sender, *, value: int, cumulative: int, query_id: int = 0
     ) -> Any:
         return await provider.internal(
             via, value=value, body=self.record_claim_body(cumulative=cumulative, query_id=query_id)
         )
 
     # ---- getters -------------------------------------------------------------------------
-    async def get_provider_data(self, provider: Any) -> ProviderData:
+    async def get_provider_data(self, provider: ContractProvider) -> ProviderData:
         s = await provider.get("get_provider_data", [])
         return _provider_data(s)
 
-    async def get_is_active(self, provider: Any) -> bool:
+    async def get_is_active(self, provider: ContractProvider) -> bool:
         s = await provider.get("get_is_active", [])
         return bool(s[0])
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytoniq_core import Address, Cell, StateInit, begin_cell
+
+if TYPE_CHECKING:
+    from offchain.ton.provider import ContractProvider, Sender
 
 from wrappers.messages import (
     ADDRESS,
@@ -283,7 +286,14 @@ def _as_cell(value: Any) -> Cell | None:
 
 
 class Root:
-    """The Root contract; the same class runs on the sandbox and on a real network."""
+    """The Root contract; the same class runs on the sandbox and on a real network.
+
+    Every `send_*` builds a body with the matching static `*_body()` and hands it to the
+    `ContractProvider`; every `get_*` runs one getter and decodes its stack into a
+    dataclass. The class holds no state besides the address, so any number of calls may run
+    concurrently; cancelling one before the provider has sent is safe (nothing was sent),
+    after that the message may still land on chain.
+    """
 
     def __init__(self, address: Address, init: StateInit | None = None) -> None:
         self.address = address
@@ -298,7 +308,7 @@ class Root:
         init = StateInit(code=code, data=root_config_to_cell(config))
         return cls(Address((workchain, init.serialize().hash)), init)
 
-    async def send_deploy(self, provider: Any, via: Any, *, value: int) -> Any:
+    async def send_deploy(self, provider: ContractProvider, via: Sender, *, value: int) -> Any:
         """Deploy with an empty body (the provider attaches StateInit)."""
         return await provider.internal(via, value=value, body=None)
 
@@ -389,11 +399,18 @@ class Root:
         return RelaySlash(query_id=query_id, order=order, signatures=dict(signatures)).to_cell()
 
     # ---- senders ---------------------------------------------------------------------------
-    async def _send(self, provider: Any, via: Any, value: int, body: Cell) -> Any:
+    async def _send(self, provider: ContractProvider, via: Sender, value: int, body: Cell) -> Any:
         return await provider.internal(via, value=value, body=body)
 
     async def send_set_prices(
-        self, provider: Any, via: Any, *, value: int, compute_unit_price: int, data_unit_price: int, query_id: int = 0
+        self,
+        provider: ContractProvider,
+        via: Sender,
+        *,
+        value: int,
+        compute_unit_price: int,
+        data_unit_price: int,
+        query_id: int = 0,
     ) -> Any:
         return await self._send(
             provider,
@@ -405,14 +422,29 @@ class Root:
         )
 
     async def send_set_splits(
-        self, provider: Any, via: Any, *, value: int, compute: ComputeSplit, data: DataSplit, query_id: int = 0
+        self,
+        provider: ContractProvider,
+        via: Sender,
+        *,
+        value: int,
+        compute: ComputeSplit,
+        data: DataSplit,
+        query_id: int = 0,
     ) -> Any:
         return await self._send(
             provider, via, value, self.set_splits_body(compute=compute, data=data, query_id=query_id)
         )
 
     async def send_set_role_params(
-        self, provider: Any, via: Any, *, value: int, role: int, min_stake: int, cooldown: int, query_id: int = 0
+        self,
+        provider: ContractProvider,
+        via: Sender,
+        *,
+        value: int,
+        role: int,
+        min_stake: int,
+        cooldown: int,
+        query_id: int = 0,
     ) -> Any:
         return await self._send(
             provider,
@@ -422,38 +454,53 @@ class Root:
         )
 
     async def send_set_close_delay(
-        self, provider: Any, via: Any, *, value: int, close_delay: int, query_id: int = 0
+        self, provider: ContractProvider, via: Sender, *, value: int, close_delay: int, query_id: int = 0
     ) -> Any:
         return await self._send(
             provider, via, value, self.set_close_delay_body(close_delay=close_delay, query_id=query_id)
         )
 
     async def send_set_treasury(
-        self, provider: Any, via: Any, *, value: int, treasury: Address, query_id: int = 0
+        self, provider: ContractProvider, via: Sender, *, value: int, treasury: Address, query_id: int = 0
     ) -> Any:
         return await self._send(provider, via, value, self.set_treasury_body(treasury=treasury, query_id=query_id))
 
     async def send_set_reward_pool(
-        self, provider: Any, via: Any, *, value: int, reward_pool: Address, query_id: int = 0
+        self, provider: ContractProvider, via: Sender, *, value: int, reward_pool: Address, query_id: int = 0
     ) -> Any:
         return await self._send(
             provider, via, value, self.set_reward_pool_body(reward_pool=reward_pool, query_id=query_id)
         )
 
-    async def send_add_model_hash(self, provider: Any, via: Any, *, value: int, hash: int, query_id: int = 0) -> Any:
+    async def send_add_model_hash(
+        self, provider: ContractProvider, via: Sender, *, value: int, hash: int, query_id: int = 0
+    ) -> Any:
         return await self._send(provider, via, value, self.add_model_hash_body(hash=hash, query_id=query_id))
 
-    async def send_remove_model_hash(self, provider: Any, via: Any, *, value: int, hash: int, query_id: int = 0) -> Any:
+    async def send_remove_model_hash(
+        self, provider: ContractProvider, via: Sender, *, value: int, hash: int, query_id: int = 0
+    ) -> Any:
         return await self._send(provider, via, value, self.remove_model_hash_body(hash=hash, query_id=query_id))
 
-    async def send_add_image_hash(self, provider: Any, via: Any, *, value: int, hash: int, query_id: int = 0) -> Any:
+    async def send_add_image_hash(
+        self, provider: ContractProvider, via: Sender, *, value: int, hash: int, query_id: int = 0
+    ) -> Any:
         return await self._send(provider, via, value, self.add_image_hash_body(hash=hash, query_id=query_id))
 
-    async def send_remove_image_hash(self, provider: Any, via: Any, *, value: int, hash: int, query_id: int = 0) -> Any:
+    async def send_remove_image_hash(
+        self, provider: ContractProvider, via: Sender, *, value: int, hash: int, query_id: int = 0
+    ) -> Any:
         return await self._send(provider, via, value, self.remove_image_hash_body(hash=hash, query_id=query_id))
 
     async def send_set_validators(
-        self, provider: Any, via: Any, *, value: int, validators: Iterable[int], threshold: int, query_id: int = 0
+        self,
+        provider: ContractProvider,
+        via: Sender,
+        *,
+        value: int,
+        validators: Iterable[int],
+        threshold: int,
+        query_id: int = 0,
     ) -> Any:
         return await self._send(
             provider,
@@ -463,31 +510,47 @@ class Root:
         )
 
     async def send_set_router(
-        self, provider: Any, via: Any, *, value: int, router: Address, endpoint: str | None, query_id: int = 0
+        self,
+        provider: ContractProvider,
+        via: Sender,
+        *,
+        value: int,
+        router: Address,
+        endpoint: str | None,
+        query_id: int = 0,
     ) -> Any:
         return await self._send(
             provider, via, value, self.set_router_body(router=router, endpoint=endpoint, query_id=query_id)
         )
 
     async def send_transfer_ownership(
-        self, provider: Any, via: Any, *, value: int, new_owner: Address, query_id: int = 0
+        self, provider: ContractProvider, via: Sender, *, value: int, new_owner: Address, query_id: int = 0
     ) -> Any:
         return await self._send(
             provider, via, value, self.transfer_ownership_body(new_owner=new_owner, query_id=query_id)
         )
 
-    async def send_accept_ownership(self, provider: Any, via: Any, *, value: int, query_id: int = 0) -> Any:
+    async def send_accept_ownership(
+        self, provider: ContractProvider, via: Sender, *, value: int, query_id: int = 0
+    ) -> Any:
         return await self._send(provider, via, value, self.accept_ownership_body(query_id=query_id))
 
     async def send_upgrade_code(
-        self, provider: Any, via: Any, *, value: int, code: Cell, data: Cell | None = None, query_id: int = 0
+        self,
+        provider: ContractProvider,
+        via: Sender,
+        *,
+        value: int,
+        code: Cell,
+        data: Cell | None = None,
+        query_id: int = 0,
     ) -> Any:
         return await self._send(provider, via, value, self.upgrade_code_body(code=code, data=data, query_id=query_id))
 
     async def send_register_provider(
         self,
-        provider: Any,
-        via: Any,
+        provider: ContractProvider,
+        via: Sender,
         *,
         value: int,
         role: int,
@@ -505,8 +568,8 @@ class Root:
 
     async def send_relay_slash(
         self,
-        provider: Any,
-        via: Any,
+        provider: ContractProvider,
+        via: Sender,
         *,
         value: int,
         order: SlashOrder,
@@ -518,13 +581,13 @@ class Root:
         )
 
     # ---- getters -----------------------------------------------------------------------------
-    async def get_root_data(self, provider: Any) -> RootData:
+    async def get_root_data(self, provider: ContractProvider) -> RootData:
         s = await provider.get("get_root_data", [])
         return RootData(
             owner=_must(stack_address(s[0])), pending_owner=stack_address(s[1]), version=s[2], last_slash_nonce=s[3]
         )
 
-    async def get_params(self, provider: Any) -> RootParamsReply:
+    async def get_params(self, provider: ContractProvider) -> RootParamsReply:
         s = await provider.get("get_params", [])
         return RootParamsReply(
             treasury=_must(stack_address(s[0])),
@@ -534,34 +597,34 @@ class Root:
             close_delay=s[4],
         )
 
-    async def get_split_tables(self, provider: Any) -> SplitTables:
+    async def get_split_tables(self, provider: ContractProvider) -> SplitTables:
         s = await provider.get("get_split_tables", [])
         return SplitTables(compute=ComputeSplit(*s[0:4]), data=DataSplit(*s[4:8]))
 
-    async def get_role_params(self, provider: Any, role: int) -> ProviderTerms:
+    async def get_role_params(self, provider: ContractProvider, role: int) -> ProviderTerms:
         s = await provider.get("get_role_params", [int(role)])
         return ProviderTerms(min_stake=s[0], cooldown=s[1], reward_pool=stack_address(s[2]))
 
-    async def get_is_model_allowed(self, provider: Any, hash: int) -> bool:
+    async def get_is_model_allowed(self, provider: ContractProvider, hash: int) -> bool:
         return bool((await provider.get("get_is_model_allowed", [hash]))[0])
 
-    async def get_is_image_allowed(self, provider: Any, hash: int) -> bool:
+    async def get_is_image_allowed(self, provider: ContractProvider, hash: int) -> bool:
         return bool((await provider.get("get_is_image_allowed", [hash]))[0])
 
-    async def get_validator_set(self, provider: Any) -> ValidatorSet:
+    async def get_validator_set(self, provider: ContractProvider) -> ValidatorSet:
         s = await provider.get("get_validator_set", [])
         keys = Dict(U256, BOOL).from_cell(_as_cell(s[0]))
         return ValidatorSet(validators=frozenset(keys), count=s[1], threshold=s[2])
 
-    async def get_router_endpoint(self, provider: Any, router: Address) -> str | None:
+    async def get_router_endpoint(self, provider: ContractProvider, router: Address) -> str | None:
         s = await provider.get("get_router_endpoint", [_addr_arg(router)])
         cell = _as_cell(s[0])
         return None if cell is None else load_string(cell)
 
-    async def get_provider_address(self, provider: Any, owner: Address, role: int) -> Address:
+    async def get_provider_address(self, provider: ContractProvider, owner: Address, role: int) -> Address:
         s = await provider.get("get_provider_address", [_addr_arg(owner), int(role)])
         return _must(stack_address(s[0]))
 
-    async def get_child_codes(self, provider: Any) -> ChildCodes:
+    async def get_child_codes(self, provider: ContractProvider) -> ChildCodes:
         s = await provider.get("get_child_codes", [])
         return ChildCodes(provider=_as_cell(s[0]), channel=_as_cell(s[1]), reward_pool=_as_cell(s[2]))  # type: ignore[arg-type]
