@@ -3,11 +3,14 @@ role/state constants and fee constants. Parses the .tolk files; any drift fails 
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from pathlib import Path
 
 import pytest
 
+import wrappers
 import wrappers.messages as messages
 import wrappers.provider as provider
 import wrappers.root as root
@@ -72,9 +75,9 @@ def test_every_exit_code_is_mirrored_by_name_and_value() -> None:
     tolk = {n.removeprefix("ERR_"): int(v, 0) for n, v in tolk_consts(CONTRACTS / "common" / "errors.tolk").items()}
     assert {m.name: m.value for m in ExitCode} == tolk
     assert len(set(tolk.values())) == len(tolk), "a number has two meanings"
+    ranges = [(1000, 1099), (1100, 1199), (1200, 1299), (1300, 1399), (1900, 1999)]
     for name, code in tolk.items():
-        ranges = {"root": (1000, 1099), "provider": (1100, 1199), "shared": (1900, 1999)}
-        assert any(lo <= code <= hi for lo, hi in ranges.values()), name
+        assert any(lo <= code <= hi for lo, hi in ranges), f"{name} = {code} is outside every contract's range"
 
 
 @pytest.mark.parametrize("name", sorted(MESSAGES))
@@ -114,8 +117,10 @@ def test_roles_states_and_fees_are_mirrored() -> None:
     assert {f"PROVIDER_{s.name}": s.value for s in provider.ProviderState} == {
         k: int(v) for k, v in storage.items() if k.startswith("PROVIDER_") and k != "PROVIDER_STORAGE_RESERVE"
     }
+    modules = [importlib.import_module(f"wrappers.{m.name}") for m in pkgutil.iter_modules(wrappers.__path__)]
     for name, expr in tolk_consts(CONTRACTS / "common" / "fees.tolk").items():
-        assert getattr(provider, name) == _ton(expr), name
+        mirrored = {getattr(m, name) for m in modules if hasattr(m, name)}
+        assert mirrored == {_ton(expr)}, f"fee constant {name}: Tolk {expr}, wrappers {mirrored or 'nothing'}"
 
 
 def test_every_exit_code_is_asserted_by_some_test() -> None:
