@@ -21,7 +21,7 @@ from offchain.ton.blockchain import Blockchain, Snapshot, Treasury, ton
 from offchain.ton.build import code_cell
 from offchain.ton.provider import SandboxProvider
 from offchain.ton.pytest_plugin import SANDBOX_NOW
-from offchain.ton.transaction import SendResult, Transaction
+from offchain.ton.transaction import SendResult, Transaction, raw
 from wrappers.messages import SlashOrder
 from wrappers.provider import (
     PROVIDER_STORAGE_RESERVE,
@@ -63,6 +63,17 @@ def body_of(tx: Transaction) -> Cell:
     return msg.body
 
 
+def assert_conserved(env: Env, res: SendResult, before: dict[str, int]) -> None:
+    """Nothing created or lost: the balance changes of `before`'s accounts plus every fee of
+    the trace (transaction fees and the forwarding fees messages carried) sum to zero."""
+    touched = {t.address for t in res.transactions}
+    assert touched <= set(before), f"trace touched accounts outside {sorted(before)}"
+    delta = sum(env.bc.account(a).balance - b for a, b in before.items())
+    fees = sum(t.total_fees for t in res.transactions)
+    carried = sum(m.fwd_fee for t in res.transactions for m in t.out_messages if m.kind == "internal")
+    assert delta + fees + carried == 0, f"value created ({delta + fees + carried} nanoTON):\n{res.tree()}"
+
+
 @dataclass(frozen=True)
 class Compiled:
     root: Cell
@@ -91,6 +102,13 @@ class Env:
 
     def provider_data(self, p: Provider) -> ProviderData:
         return _provider_data(self.bc.run_get_method(p.address, "get_provider_data").stack)
+
+    def balances(self, *addrs: Address | Treasury | Provider | Root) -> dict[str, int]:
+        out = {}
+        for a in addrs:
+            key = raw(a if isinstance(a, Address) else a.address)
+            out[key] = self.bc.account(key).balance
+        return out
 
     def balance(self, addr: Address | Treasury | Provider | Root) -> int:
         return self.bc.account(addr.address if not isinstance(addr, Address) else addr).balance

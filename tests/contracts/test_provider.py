@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pytoniq_core import Address, begin_cell
 
 from offchain.ton.blockchain import ton
-from offchain.ton.transaction import find_tx
+from offchain.ton.transaction import find_tx, raw
 from tests.contracts.conftest import (
     COOLDOWN,
     ENDPOINT,
@@ -18,6 +18,7 @@ from tests.contracts.conftest import (
     NODE_KEY,
     REGISTER_VALUE_OVER_STAKE,
     Env,
+    assert_conserved,
     body_of,
     sign_order,
 )
@@ -63,6 +64,7 @@ async def test_register_deploys_active_provider_and_returns_excess(env: Env, gas
     alice = env.bc.treasury("alice")
     p, pp = env.provider(alice, Role.BANDWIDTH)
     before = env.balance(alice)
+    balances = env.balances(alice, env.root, p)
     value = MIN_STAKE + ton(1)  # far more than needed: the excess comes back
     res = await env.root.send_register_provider(
         env.root_p,
@@ -74,6 +76,7 @@ async def test_register_deploys_active_provider_and_returns_excess(env: Env, gas
         endpoint=ENDPOINT,
         query_id=42,
     )
+    assert_conserved(env, res, balances)
     confirm = find_tx(res, from_=env.root.address, to=p.address, op=Op.CONFIRM_REGISTRATION, deployed=True)
     excess = find_tx(res, from_=p.address, to=alice.address, op=Op.RETURN_EXCESS)
     assert confirm.gas_used <= CONFIRM_REGISTRATION_GAS
@@ -113,7 +116,10 @@ def test_register_gpu_needs_allowlisted_image(env: Env) -> None:
 def test_register_refusal_returns_the_value(env: Env) -> None:
     alice = env.bc.treasury("alice")
     before = env.balance(alice)
+    p, _ = env.provider(alice, Role.ROUTER)
+    balances = env.balances(alice, env.root, p)
     p, res = env.register(alice, Role.ROUTER, stake=MIN_STAKE - 1)
+    assert_conserved(env, res, balances)
     assert refusal(env, res, alice.address) == ExitCode.STAKE_BELOW_MINIMUM
     refund = find_tx(res, from_=env.root.address, to=alice.address)
     assert refund.value > MIN_STAKE - 1 + REGISTER_VALUE_OVER_STAKE - ton("0.01")
@@ -266,7 +272,10 @@ def test_bounced_withdrawal_is_withdrawable_again(env: Env) -> None:
     assert env.provider_data(p).active
     bc.send_internal(src=ghost, to=p.address, value=PROVIDER_OP_FEE, body=p.request_unstake_body())
     bc.now = bc.now + COOLDOWN
+    balances = env.balances(ghost, p)
     res = bc.send_internal(src=ghost, to=p.address, value=WITHDRAW_FEE, body=p.withdraw_body(amount=MIN_STAKE))
+    balances[raw(ghost)] += WITHDRAW_FEE  # injected from outside: count it as ghost's money
+    assert_conserved(env, res, balances)
     back = find_tx(res, from_=ghost, to=p.address, bounced=True, success=True)
     assert back.gas_used <= BOUNCE_GAS
     data = env.provider_data(p)
@@ -338,19 +347,24 @@ ACTIONS = st.lists(
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(actions=ACTIONS)
 def test_random_sequences_conserve_money(env_factory, actions) -> None:
-    """Whatever the order of stake/unstake/withdraw/slash: the balance covers stake + unstaking,
-    and staked = stake + unstaking + withdrawn + slashed, to the nanoTON."""
+    """Whatever the order of stake/unstake/withdraw/slash: the balance covers stake + unstaking;
+    staked = stake + unstaking + withdrawn + slashed, to the nanoTON; and across every account
+    involved, balance changes plus fees sum to zero for every operation."""
     env: Env = env_factory()
     alice, p = _active(env, "prop")
+    relayer = env.bc.treasury("relayer")
+    accounts = (alice, p, env.root, env.treasury, relayer)
     staked, withdrawn, slashed, nonce = MIN_STAKE, 0, 0, 0
     for action, k in actions:
         amount = ton(k) // 3 + 1
+        before = env.balances(*accounts)
+        res = None
         if action == "stake":
             res = alice.send(p.address, amount + PROVIDER_OP_FEE, p.stake_body(amount=amount))
             if find_tx(res, to=p.address).success:
                 staked += amount
         elif action == "unstake":
-            alice.send(p.address, PROVIDER_OP_FEE, p.request_unstake_body())
+            res = alice.send(p.address, PROVIDER_OP_FEE, p.request_unstake_body())
         elif action == "withdraw":
             res = alice.send(p.address, WITHDRAW_FEE, p.withdraw_body(amount=amount))
             withdrawn += sum(
@@ -364,9 +378,9 @@ def test_random_sequences_conserve_money(env_factory, actions) -> None:
             slashed += sum(t.value for t in res.transactions if t.op == Op.RECEIVE_SLASHED_STAKE)
         else:
             env.bc.advance(COOLDOWN * k // 10)
+        if res is not None:
+            assert_conserved(env, res, before)
         data = env.provider_data(p)
         assert env.balance(p) >= data.stake + data.unstaking
         assert staked == data.stake + data.unstaking + withdrawn + slashed
-        assert (data.state == ProviderState.ACTIVE) == (
-            data.stake >= MIN_STAKE and data.state != ProviderState.INACTIVE
-        )
+        assert not data.active or data.stake >= data.min_stake
