@@ -59,6 +59,18 @@ async def test_getters_after_deploy_return_config(env: Env) -> None:
     assert codes.provider.hash == env.codes.provider.hash
 
 
+async def test_deploy_through_the_wrapper(env: Env) -> None:
+    founder = env.bc.treasury("another-foundation")
+    cfg = RootConfig(owner=founder.address, treasury=addr(1), provider_code=env.codes.provider, close_delay=60)
+    other = Root.create_from_config(cfg, env.codes.root)
+    assert other.address != env.root.address
+    provider = env.bc.provider(other.address, other.init)
+    res = await other.send_deploy(provider, founder.sender(), value=ton(1))
+    assert find_tx(res, to=other.address, deployed=True).success
+    assert (await other.get_root_data(provider)).owner == founder.address
+    assert (await Root.create_from_address(other.address).get_params(provider)).close_delay == 60
+
+
 async def test_provider_address_getter_matches_wrapper_derivation(env: Env) -> None:
     alice = env.bc.treasury("alice")
     for role in Role:
