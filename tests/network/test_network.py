@@ -182,3 +182,57 @@ async def test_tonconnect_sender_is_built_when_configured() -> None:
 
     assert isinstance(net.sender(), TonConnectSender)
     await net.close()
+
+
+class FakeConnector:
+    """Stands in for pytonconnect's TonConnect: a 'phone wallet' that signs with localnet wallet 0."""
+
+    def __init__(self, chain) -> None:
+        self.chain = chain
+        self.key = WalletKey.localnet(0)
+        self.connected = False
+        self.requests: list[dict] = []
+
+    def get_wallets(self) -> list[dict]:
+        return [{"name": "Wallet"}, {"name": "Tonkeeper"}]
+
+    async def connect(self, wallet: dict) -> str:
+        assert wallet["name"] == "Tonkeeper"
+        self.connected = True  # the user approved on the phone
+        return "tc://?v=2&id=test"
+
+    @property
+    def account(self):
+        return type("Account", (), {"address": self.key.address.to_str(False)})()
+
+    async def send_transaction(self, request: dict) -> dict:
+        import base64
+
+        from offchain.ton.messages import message_relaxed
+
+        self.requests.append(request)
+        (m,) = request["messages"]
+        body = Cell.one_from_boc(base64.b64decode(m["payload"])) if "payload" in m else None
+        msg = message_relaxed(dest=Address(m["address"]), value=int(m["amount"]), body=body)
+        seqno = (await self.chain.run_get_method(self.key.address, "seqno")).stack[0]
+        ext = self.key.transfer(seqno, [(msg, 3)])
+        await self.chain.send_boc(ext)  # the wallet app broadcasts it
+        return {"boc": base64.b64encode(ext.to_boc()).decode()}
+
+
+async def test_tonconnect_sender_prints_a_link_and_waits_for_the_signed_message(capsys) -> None:
+    pytest.importorskip("pytonconnect")
+    from offchain.ton.network import TonConnectSender
+
+    sandbox = await create_network_provider("sandbox", env={})
+    sender = TonConnectSender(sandbox.chain, "https://example.org/tonconnect-manifest.json")
+    sender._connector = FakeConnector(sandbox.chain)
+    assert await sender.connect() == WalletKey.localnet(0).address
+    assert "tc://?v=2&id=test" in capsys.readouterr().out
+    dest = WalletKey.localnet(2, with_secret=False).address
+    sent = await sender.send(to=dest, value=ONE_TON, body=Counter.increase_body(3))
+    assert sent.transaction.success and sent.transaction.in_msg.hash == sent.message_hash
+    (request,) = sender._connector.requests
+    assert request["messages"][0]["amount"] == str(ONE_TON) and request["valid_until"] > 0
+    (delivered,) = await sent.wait_delivered()
+    assert delivered.value == ONE_TON and delivered.op == OP_INCREASE
