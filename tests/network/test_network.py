@@ -236,3 +236,15 @@ async def test_tonconnect_sender_prints_a_link_and_waits_for_the_signed_message(
     assert request["messages"][0]["amount"] == str(ONE_TON) and request["valid_until"] > 0
     (delivered,) = await sent.wait_delivered()
     assert delivered.value == ONE_TON and delivered.op == OP_INCREASE
+
+
+async def test_an_undeployed_funded_wallet_deploys_itself_on_first_send(localnet: LocalnetProcess) -> None:
+    fresh = WalletKey.localnet(30, with_secret=False)
+    async with await create_network_provider("localnet", env={}, base_url=localnet.url) as net:
+        await (await net.sender().send(to=fresh.address, value=3 * ONE_TON, bounce=False)).wait_delivered()
+        assert (await net.chain.get_account(fresh.address)).status == "uninit"
+    env = {"WALLET_MNEMONIC": " ".join(localnet_mnemonic(30))}
+    async with await create_network_provider("localnet", env=env, base_url=localnet.url) as net:
+        sent = await net.sender().send(to=WalletKey.localnet(0, with_secret=False).address, value=ONE_TON)
+        assert sent.transaction.deployed and sent.transaction.success
+        assert (await net.chain.get_account(fresh.address)).status == "active"
