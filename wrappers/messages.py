@@ -34,24 +34,43 @@ __all__ = [
     "ApplySlash",
     "Bits",
     "CellOf",
+    "ChannelKeys",
+    "ChannelParties",
+    "ChannelTerms",
+    "ClaimReward",
+    "CloseApproval",
     "Codec",
     "ComputeSplit",
     "ConfirmRegistration",
+    "CooperativeClose",
     "DataSplit",
+    "Deposit",
+    "DepositRevenue",
     "Dict",
+    "EpochReport",
+    "FinishClose",
+    "ForwardClaim",
     "Inline",
     "Int",
     "NodeInfo",
     "Optional",
+    "PoolConfig",
+    "PostEpochReport",
     "ProviderTerms",
+    "PushPoolConfig",
+    "ReceiveProtocolFee",
+    "ReceiveRefund",
+    "ReceiveReward",
     "ReceiveSlashedStake",
     "ReceiveWithdrawal",
     "RecordClaim",
+    "RedeemVoucher",
     "RefuseRegistration",
     "RegisterProvider",
     "RelaySlash",
     "RemoveImageHash",
     "RemoveModelHash",
+    "RequestChannelTerms",
     "RequestUnstake",
     "ReturnExcess",
     "SetCloseDelay",
@@ -64,10 +83,13 @@ __all__ = [
     "SetValidators",
     "SlashOrder",
     "Stake",
+    "StartClose",
     "Struct",
+    "SyncPoolConfig",
     "TransferOwnership",
     "UInt",
     "UpgradeCode",
+    "Voucher",
     "Withdraw",
     "load_string",
     "store_string",
@@ -595,3 +617,182 @@ class ReceiveSlashedStake(Struct):
 class ReturnExcess(Struct):
     OPCODE: ClassVar[int] = Op.RETURN_EXCESS
     query_id: int = tl(U64)
+
+
+# ---- payment channels ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Voucher(Struct):
+    OPCODE: ClassVar[int] = Op.VOUCHER
+    channel: Address = tl(ADDRESS)
+    compute: int = tl(COINS)
+    data: int = tl(COINS)
+
+
+@dataclass(frozen=True)
+class CloseApproval(Struct):
+    OPCODE: ClassVar[int] = Op.CLOSE_APPROVAL
+    channel: Address = tl(ADDRESS)
+    compute: int = tl(COINS)
+    data: int = tl(COINS)
+
+
+@dataclass(frozen=True)
+class ChannelKeys(Struct):
+    client_key: int = tl(U256)
+    router_key: int = tl(U256)
+
+
+@dataclass(frozen=True)
+class ChannelParties(Struct):
+    root: Address = tl(ADDRESS)
+    client: Address = tl(ADDRESS)
+    router: Address = tl(ADDRESS)
+    keys: ChannelKeys = tl(CellOf(ChannelKeys))
+
+
+@dataclass(frozen=True)
+class Deposit(Struct):
+    OPCODE: ClassVar[int] = Op.DEPOSIT
+    query_id: int = tl(U64)
+
+
+@dataclass(frozen=True)
+class RedeemVoucher(Struct):
+    OPCODE: ClassVar[int] = Op.REDEEM_VOUCHER
+    query_id: int = tl(U64)
+    compute: int = tl(COINS)
+    data: int = tl(COINS)
+    signature: bytes = tl(Bits(512))
+
+
+@dataclass(frozen=True)
+class StartClose(Struct):
+    OPCODE: ClassVar[int] = Op.START_CLOSE
+    query_id: int = tl(U64)
+
+
+@dataclass(frozen=True)
+class FinishClose(Struct):
+    OPCODE: ClassVar[int] = Op.FINISH_CLOSE
+    query_id: int = tl(U64)
+
+
+@dataclass(frozen=True)
+class CooperativeClose(Struct):
+    OPCODE: ClassVar[int] = Op.COOPERATIVE_CLOSE
+    query_id: int = tl(U64)
+    compute: int = tl(COINS)
+    data: int = tl(COINS)
+    signature: bytes = tl(Bits(512))
+
+
+@dataclass(frozen=True)
+class ChannelTerms(Struct):
+    OPCODE: ClassVar[int] = Op.CHANNEL_TERMS
+    query_id: int = tl(U64)
+    close_delay: int = tl(U32)
+    reward_pool: Address = tl(ADDRESS)
+
+
+@dataclass(frozen=True)
+class ReceiveRefund(Struct):
+    OPCODE: ClassVar[int] = Op.RECEIVE_REFUND
+    query_id: int = tl(U64)
+
+
+@dataclass(frozen=True)
+class RequestChannelTerms(Struct):
+    OPCODE: ClassVar[int] = Op.REQUEST_CHANNEL_TERMS
+    query_id: int = tl(U64)
+    parties: ChannelParties = tl(CellOf(ChannelParties))
+
+
+@dataclass(frozen=True)
+class PushPoolConfig(Struct):
+    OPCODE: ClassVar[int] = Op.PUSH_POOL_CONFIG
+    query_id: int = tl(U64)
+
+
+# ---- the reward pool -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolConfig(Struct):
+    version: int = tl(U32)
+    treasury: Address = tl(ADDRESS)
+    compute_split: ComputeSplit = tl(Inline(ComputeSplit))
+    data_split: DataSplit = tl(Inline(DataSplit))
+    threshold: int = tl(U8)
+    validators: dict[int, bool] = tl(Dict(U256, BOOL))
+    provider_code: Cell = tl(CELL)
+
+
+@dataclass(frozen=True)
+class SyncPoolConfig(Struct):
+    OPCODE: ClassVar[int] = Op.SYNC_POOL_CONFIG
+    query_id: int = tl(U64)
+    config: PoolConfig = tl(CellOf(PoolConfig))
+    excess_to: Address = tl(ADDRESS)
+
+
+@dataclass(frozen=True)
+class DepositRevenue(Struct):
+    OPCODE: ClassVar[int] = Op.DEPOSIT_REVENUE
+    query_id: int = tl(U64)
+    compute: int = tl(COINS)
+    data: int = tl(COINS)
+
+
+@dataclass(frozen=True)
+class EpochReport(Struct):
+    pool: Address = tl(ADDRESS)
+    epoch: int = tl(U32)
+    compute_consumed: int = tl(COINS)
+    data_consumed: int = tl(COINS)
+    merkle_root: int = tl(U256)
+    root_total: int = tl(COINS)
+
+
+@dataclass(frozen=True)
+class PostEpochReport(Struct):
+    OPCODE: ClassVar[int] = Op.POST_EPOCH_REPORT
+    query_id: int = tl(U64)
+    report: EpochReport = tl(CellOf(EpochReport))
+    signatures: dict[int, bytes] = tl(Dict(U256, Bits(512)))
+
+
+@dataclass(frozen=True)
+class ClaimReward(Struct):
+    OPCODE: ClassVar[int] = Op.CLAIM_REWARD
+    query_id: int = tl(U64)
+    cumulative: int = tl(COINS)
+    index: int = tl(U32)
+    proof: Cell = tl(CELL)
+
+
+@dataclass(frozen=True)
+class ForwardClaim(Struct):
+    OPCODE: ClassVar[int] = Op.FORWARD_CLAIM
+    query_id: int = tl(U64)
+    owner: Address = tl(ADDRESS)
+    role: int = tl(U8)
+    claimed: int = tl(COINS)
+    cumulative: int = tl(COINS)
+    index: int = tl(U32)
+    proof: Cell = tl(CELL)
+
+
+@dataclass(frozen=True)
+class ReceiveReward(Struct):
+    OPCODE: ClassVar[int] = Op.RECEIVE_REWARD
+    query_id: int = tl(U64)
+
+
+@dataclass(frozen=True)
+class ReceiveProtocolFee(Struct):
+    OPCODE: ClassVar[int] = Op.RECEIVE_PROTOCOL_FEE
+    query_id: int = tl(U64)
+    epoch: int = tl(U32)
+

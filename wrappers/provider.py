@@ -21,8 +21,10 @@ if TYPE_CHECKING:
 
 from wrappers.messages import (
     ADDRESS,
+    BOOL,
     COINS,
     CellOf,
+    ClaimReward,
     NodeInfo,
     Optional,
     ProviderTerms,
@@ -97,6 +99,7 @@ class ProviderStorage(Struct):
     unstaking: int = tl(COINS)
     unlock_at: int = tl(UInt(32))
     claimed: int = tl(COINS)
+    claim_pending: bool = tl(BOOL)
     node: NodeInfo | None = tl(Optional(CellOf(NodeInfo)))
     terms: ProviderTerms | None = tl(Optional(CellOf(ProviderTerms)))
 
@@ -119,6 +122,7 @@ def provider_config_to_cell(config: ProviderConfig) -> Cell:
         unstaking=0,
         unlock_at=0,
         claimed=0,
+        claim_pending=False,
         node=None,
         terms=None,
     ).to_cell()
@@ -201,6 +205,10 @@ class Provider:
         return Withdraw(query_id=query_id, amount=amount).to_cell()
 
     @staticmethod
+    def claim_reward_body(*, cumulative: int, index: int, proof: Cell, query_id: int = 0) -> Cell:
+        return ClaimReward(query_id=query_id, cumulative=cumulative, index=index, proof=proof).to_cell()
+
+    @staticmethod
     def record_claim_body(*, cumulative: int, query_id: int = 0) -> Cell:
         return RecordClaim(query_id=query_id, cumulative=cumulative).to_cell()
 
@@ -219,6 +227,21 @@ class Provider:
         self, provider: ContractProvider, via: Sender, *, value: int, amount: int, query_id: int = 0
     ) -> Any:
         return await provider.internal(via, value=value, body=self.withdraw_body(amount=amount, query_id=query_id))
+
+    async def send_claim_reward(
+        self,
+        provider: ContractProvider,
+        via: Sender,
+        *,
+        cumulative: int,
+        index: int,
+        proof: Cell,
+        value: int = 100_000_000,
+        query_id: int = 0,
+    ) -> Any:
+        """Claim up to `cumulative` with a Merkle proof (`MerkleProof.to_cell()`, `.index`)."""
+        body = self.claim_reward_body(cumulative=cumulative, index=index, proof=proof, query_id=query_id)
+        return await provider.internal(via, value=value, body=body)
 
     async def send_record_claim(
         self, provider: ContractProvider, via: Sender, *, value: int, cumulative: int, query_id: int = 0

@@ -36,6 +36,7 @@ from wrappers.messages import (
     NodeInfo,
     Optional,
     ProviderTerms,
+    PushPoolConfig,
     RegisterProvider,
     RelaySlash,
     RemoveImageHash,
@@ -399,8 +400,18 @@ class Root:
         return RelaySlash(query_id=query_id, order=order, signatures=dict(signatures)).to_cell()
 
     # ---- senders ---------------------------------------------------------------------------
+    @staticmethod
+    def push_pool_config_body(*, query_id: int = 0) -> Cell:
+        return PushPoolConfig(query_id=query_id).to_cell()
+
     async def _send(self, provider: ContractProvider, via: Sender, value: int, body: Cell) -> Any:
         return await provider.internal(via, value=value, body=body)
+
+    async def send_push_pool_config(
+        self, provider: ContractProvider, via: Sender, *, value: int = 50_000_000, query_id: int = 0
+    ) -> Any:
+        """Anyone: send Root's split tables, validator set and Provider code to the reward pool."""
+        return await self._send(provider, via, value, self.push_pool_config_body(query_id=query_id))
 
     async def send_set_prices(
         self,

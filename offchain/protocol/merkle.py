@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from pytoniq_core import Address
+from pytoniq_core import Address, Cell, begin_cell
 
 __all__ = [
     "EMPTY_LEAF_HASH",
@@ -124,6 +124,20 @@ class MerkleProof:
         if self.index >> self.depth:
             return False
         return self.root() == (root_hash, root_total)
+
+    def to_cell(self) -> Cell:
+        """The sibling chain as the contract reads it: two (hash, sum) pairs per cell."""
+        cell: Cell | None = None
+        pairs = list(self.siblings)
+        chunks = [pairs[i : i + 2] for i in range(0, len(pairs), 2)]
+        for chunk in reversed(chunks):
+            b = begin_cell()
+            for h, s in chunk:
+                b.store_bytes(h).store_uint(s, 128)
+            if cell is not None:
+                b.store_ref(cell)
+            cell = b.end_cell()
+        return cell if cell is not None else Cell.empty()
 
     def size_bytes(self) -> int:
         """Bytes of the proof as sent on chain: 48 per sibling plus the index (4)."""

@@ -210,3 +210,68 @@ def env_factory(session_chain: Blockchain, deployed: tuple[Snapshot, Root, list[
         )
 
     return make
+
+
+# ---- the payment stack (Channel, RewardPool) ---------------------------------------------
+
+from tests.contracts.payments import CLOSE_DELAY, PayEnv, key, pub  # noqa: E402
+from wrappers.reward_pool import RewardPool, RewardPoolConfig  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pay_chain() -> Blockchain:
+    return Blockchain.create(now=SANDBOX_NOW)
+
+
+@pytest.fixture(scope="session")
+def pay_deployed(pay_chain: Blockchain, compiled: Compiled) -> tuple[Snapshot, Root, RewardPool, list[SigningKey]]:
+    """Root with the child codes, the pool deployed at its derived address and configured."""
+    bc = pay_chain
+    owner, treasury = bc.treasury("foundation"), bc.treasury("protocol-treasury")
+    keys = validator_keys(5)
+    channel_code, pool_code = code_cell("Channel"), code_cell("RewardPool")
+    config = RootConfig(
+        owner=owner.address,
+        treasury=treasury.address,
+        provider_code=compiled.provider,
+        channel_code=channel_code,
+        reward_pool_code=pool_code,
+        roles={role: RoleParams(min_stake=MIN_STAKE, cooldown=COOLDOWN) for role in Role},
+        image_hashes=[IMAGE_HASH],
+        validators=[pubkey(k) for k in keys],
+        threshold=3,
+        close_delay=CLOSE_DELAY,
+    )
+    root = Root.create_from_config(config, compiled.root)
+    owner.send(root.address, ton(1), None, init=root.init)
+    pool = RewardPool.create_from_config(RewardPoolConfig(root.address), pool_code)
+    res = owner.send(pool.address, ton(1), None, init=pool.init)
+    assert bc.account(pool.address).status == "active", res.tree()
+    res = owner.send(root.address, ton("0.1"), Root.set_reward_pool_body(reward_pool=pool.address))
+    assert all(t.success for t in res.transactions), res.tree()
+    res = owner.send(root.address, ton("0.1"), Root.push_pool_config_body())
+    assert all(t.success for t in res.transactions), res.tree()
+    return bc.snapshot(), root, pool, keys
+
+
+@pytest.fixture
+def pay(pay_chain: Blockchain, pay_deployed, compiled: Compiled) -> PayEnv:
+    snap, root, pool, keys = pay_deployed
+    pay_chain.load_from(snap)
+    return PayEnv(
+        bc=pay_chain,
+        root=root,
+        pool=pool,
+        owner=pay_chain.treasury("foundation"),
+        treasury=pay_chain.treasury("protocol-treasury"),
+        client=pay_chain.treasury("client"),
+        router=pay_chain.treasury("router"),
+        client_key=key("client"),
+        router_key=key("router"),
+        validators=keys,
+        channel_code=code_cell("Channel"),
+        provider_code=compiled.provider,
+    )
+
+
+__all__ = ["pub"]

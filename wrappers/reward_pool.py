@@ -1,0 +1,168 @@
+"""RewardPool wrapper: revenue pots, epoch reports and provider claims.
+
+`RewardPool.create_from_config(RewardPoolConfig(root), code)` gives the pool's address (a
+function of Root only). Epoch reports and Merkle proofs are built with
+`offchain.protocol.epoch` and `offchain.protocol.merkle`.
+"""
+
+# ruff: noqa: RUF009  -- `tl(...)` returns a dataclasses.field, not a shared default value
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pytoniq_core import Address, Cell, StateInit, begin_cell
+
+from wrappers.messages import (
+    ADDRESS,
+    COINS,
+    CellOf,
+    DepositRevenue,
+    EpochReport,
+    Optional,
+    PoolConfig,
+    PostEpochReport,
+    Struct,
+    UInt,
+    tl,
+)
+from wrappers.provider import stack_address
+
+if TYPE_CHECKING:
+    from offchain.ton.provider import ContractProvider, Sender
+
+__all__ = [
+    "CLAIM_FEE",
+    "EPOCH_REPORT_FEE",
+    "POOL_STORAGE_RESERVE",
+    "RECORD_CLAIM_FEE",
+    "PoolData",
+    "PoolLedger",
+    "PoolStorage",
+    "RewardPool",
+    "RewardPoolConfig",
+    "reward_pool_config_to_cell",
+]
+
+# Fee constants, mirrored from contracts/common/fees.tolk (checked by test_abi_mirror).
+EPOCH_REPORT_FEE = 100_000_000  # ton("0.1"): least value on PostEpochReport; the rest returns
+CLAIM_FEE = 50_000_000  # ton("0.05"): least value on ClaimReward; the rest comes with the reward
+RECORD_CLAIM_FEE = 10_000_000  # ton("0.01"): what the pool attaches to RecordClaim
+POOL_STORAGE_RESERVE = 100_000_000  # ton("0.1"): kept by the pool above what it owes
+
+
+@dataclass(frozen=True)
+class PoolLedger(Struct):
+    epoch: int = tl(UInt(32))
+    merkle_root: int = tl(UInt(256))
+    root_total: int = tl(COINS)
+    claimed: int = tl(COINS)
+    carry: int = tl(COINS)
+
+
+@dataclass(frozen=True)
+class PoolStorage(Struct):
+    root: Address = tl(ADDRESS)
+    compute_pot: int = tl(COINS)
+    data_pot: int = tl(COINS)
+    ledger: PoolLedger = tl(CellOf(PoolLedger))
+    config: PoolConfig | None = tl(Optional(CellOf(PoolConfig)))
+
+
+@dataclass(frozen=True)
+class RewardPoolConfig:
+    root: Address
+
+
+def reward_pool_config_to_cell(config: RewardPoolConfig) -> Cell:
+    ledger = PoolLedger(epoch=0, merkle_root=0, root_total=0, claimed=0, carry=0)
+    return PoolStorage(root=config.root, compute_pot=0, data_pot=0, ledger=ledger, config=None).to_cell()
+
+
+@dataclass(frozen=True)
+class PoolData:
+    root: Address
+    compute_pot: int
+    data_pot: int
+    epoch: int
+    merkle_root: int
+    root_total: int
+    claimed: int
+    carry: int
+    config_version: int  # -1 until Root pushed a config
+
+    @property
+    def owed(self) -> int:
+        """What the pool owes: both pots, allocated-but-unclaimed, and the carry."""
+        return self.compute_pot + self.data_pot + (self.root_total - self.claimed) + self.carry
+
+
+class RewardPool:
+    """The RewardPool contract; the same class runs on the sandbox and on a real network."""
+
+    def __init__(self, address: Address, init: StateInit | None = None) -> None:
+        self.address = address
+        self.init = init
+
+    @classmethod
+    def create_from_address(cls, address: Address) -> RewardPool:
+        return cls(address)
+
+    @classmethod
+    def create_from_config(cls, config: RewardPoolConfig, code: Cell, workchain: int = 0) -> RewardPool:
+        init = StateInit(code=code, data=reward_pool_config_to_cell(config))
+        return cls(Address((workchain, init.serialize().hash)), init)
+
+    # ---- message bodies ------------------------------------------------------------------
+    @staticmethod
+    def deposit_revenue_body(*, compute: int, data: int, query_id: int = 0) -> Cell:
+        return DepositRevenue(query_id=query_id, compute=compute, data=data).to_cell()
+
+    @staticmethod
+    def post_epoch_report_body(*, report: EpochReport, signatures: Mapping[int, bytes], query_id: int = 0) -> Cell:
+        return PostEpochReport(query_id=query_id, report=report, signatures=dict(signatures)).to_cell()
+
+    # ---- senders ---------------------------------------------------------------------------
+    async def send_deploy(self, provider: ContractProvider, via: Sender, *, value: int) -> Any:
+        return await provider.internal(via, value=value, body=None)
+
+    async def send_deposit_revenue(
+        self, provider: ContractProvider, via: Sender, *, value: int, compute: int, data: int, query_id: int = 0
+    ) -> Any:
+        body = self.deposit_revenue_body(compute=compute, data=data, query_id=query_id)
+        return await provider.internal(via, value=value, body=body)
+
+    async def send_post_epoch_report(
+        self,
+        provider: ContractProvider,
+        via: Sender,
+        *,
+        report: EpochReport,
+        signatures: Mapping[int, bytes],
+        value: int = EPOCH_REPORT_FEE,
+        query_id: int = 0,
+    ) -> Any:
+        body = self.post_epoch_report_body(report=report, signatures=signatures, query_id=query_id)
+        return await provider.internal(via, value=value, body=body)
+
+    # ---- getters ---------------------------------------------------------------------------
+    async def get_pool_data(self, provider: ContractProvider) -> PoolData:
+        s: Sequence[Any] = await provider.get("get_pool_data", [])
+        root = stack_address(s[0])
+        if root is None:
+            raise ValueError("get_pool_data returned addr_none for root")
+        return PoolData(root, *s[1:9])
+
+    async def get_pool_config(self, provider: ContractProvider) -> PoolConfig:
+        s = await provider.get("get_pool_config", [])
+        cell = s[0] if isinstance(s[0], Cell) else s[0].to_cell()
+        return PoolConfig.from_cell(cell)
+
+    async def get_leaf_hash(
+        self, provider: ContractProvider, *, provider_address: Address, role: int, total: int
+    ) -> int:
+        addr = begin_cell().store_address(provider_address).end_cell().begin_parse()
+        s = await provider.get("get_leaf_hash", [addr, role, total])
+        return s[0]
