@@ -57,11 +57,47 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Nam
     b.add_argument("--out-dir", help="artifact folder (default: build/)")
     b.add_argument("--print-hashes", action="store_true", help="(default) print each contract's code hash")
     runners["build"] = _cmd_build
+
+    from offchain.ton.localnet import add_localnet_command
+
+    runners["localnet"] = add_localnet_command(sub)
+
+    # Blueprint-style scripts: their own options (--network, --wallet, ...) follow the name.
+    for name, text in (
+        ("deploy", "foundation: deploy Root (and the RewardPool) from a TOML file; idempotent"),
+        ("provider", "providers: register, status, unstake, withdraw, claim"),
+        ("config", "foundation: owner updates (prices, splits, allowlists, validators)"),
+    ):
+        sp = sub.add_parser(name, help=text, add_help=False)
+        sp.add_argument("rest", nargs=argparse.REMAINDER)
+        runners[name] = _script_runner(name)
     return p, runners
 
 
+def _script_runner(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from scripts import run_script
+
+        return run_script(name, list(args.rest))
+
+    return run
+
+
+_SCRIPTS = ("deploy", "provider", "config")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser, runners = _parser()
+    if argv and argv[0] in _SCRIPTS:
+        # a script parses its own options (argparse's REMAINDER would swallow --help)
+        try:
+            from scripts import run_script
+
+            return run_script(argv[0], argv[1:])
+        except CocoonError as err:
+            print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
+            return 1
     args = parser.parse_args(argv)
     try:
         return runners[args.command](args)
