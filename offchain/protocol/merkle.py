@@ -4,11 +4,11 @@ Every node commits to its children's hashes and to the sum of the totals below i
 the root carries the total the tree can ever pay: a claim proven against the root can
 never pay out more than the root total, whatever leaves were put in.
 
-Hashes are TON cell representation hashes of ordinary cells without references, which
-the contract computes with `builder.hash()` (HASHBU, no cell created):
+Hashes are plain sha256 over byte-aligned fields, which the contract computes with
+HASHEXT_SHA256 over a builder (no cell created: a level costs ~200 gas, not ~1,200):
 
-    leaf = cell(0x00:uint8, provider:MsgAddressInt(std, 267 bits), role:uint8, total:uint128)
-    node = cell(0x01:uint8, left_hash:uint256, left_sum:uint128, right_hash:uint256, right_sum:uint128)
+    leaf = sha256(0x00:uint8, workchain:int8, provider_hash:bits256, role:uint8, total:uint128)
+    node = sha256(0x01:uint8, left_hash:bits256, left_sum:uint128, right_hash:bits256, right_sum:uint128)
 
 A proof is the list of siblings (hash, sum) from the leaf's level up, and the leaf's
 index, whose bits (lowest first) say on which side each sibling sits. Trees are padded
@@ -48,41 +48,19 @@ class Role:
     ALL = (GPU, BANDWIDTH, ROUTER, VALIDATOR)
 
 
-def _cell_hash(data: bytes, bit_len: int) -> bytes:
-    """Representation hash of an ordinary level-0 cell with no refs and `bit_len` bits."""
-    full, rem = divmod(bit_len, 8)
-    d2 = full * 2 + (1 if rem else 0)
-    return hashlib.sha256(bytes((0, d2)) + data).digest()
-
-
-def _bits_to_bytes(value: int, bit_len: int) -> bytes:
-    """Big-endian bytes of `bit_len` bits, completion-tagged (a 1 then 0s) if not whole bytes."""
-    rem = bit_len % 8
-    if rem:
-        value = (value << 1 | 1) << (7 - rem)
-        return value.to_bytes((bit_len + 8) // 8, "big")
-    return value.to_bytes(bit_len // 8, "big")
-
-
 def leaf_hash(provider: Address, role: int, total: int) -> bytes:
     if not 0 <= total <= MAX_TOTAL:
         raise ValueError("leaf total must fit in uint128")
     if not 0 <= role <= 255:
         raise ValueError("role must fit in uint8")
-    # 8 + 267 + 8 + 128 = 411 bits
-    value = 0x00
-    value = (value << 3) | 0b100  # addr_std$10, anycast nothing$0
-    value = (value << 8) | (provider.wc & 0xFF)
-    value = (value << 256) | int.from_bytes(provider.hash_part, "big")
-    value = (value << 8) | role
-    value = (value << 128) | total
-    return _cell_hash(_bits_to_bytes(value, 411), 411)
+    data = b"\x00" + (provider.wc & 0xFF).to_bytes(1, "big") + provider.hash_part + bytes((role,))
+    return hashlib.sha256(data + total.to_bytes(16, "big")).digest()
 
 
 def node_hash(left: bytes, left_sum: int, right: bytes, right_sum: int) -> bytes:
-    # 8 + 256 + 128 + 256 + 128 = 776 bits = 97 bytes
-    data = b"\x01" + left + left_sum.to_bytes(16, "big") + right + right_sum.to_bytes(16, "big")
-    return _cell_hash(data, 776)
+    return hashlib.sha256(
+        b"\x01" + left + left_sum.to_bytes(16, "big") + right + right_sum.to_bytes(16, "big")
+    ).digest()
 
 
 EMPTY_LEAF_HASH = hashlib.sha256(b"cocoon: empty leaf").digest()

@@ -113,3 +113,39 @@ class PayEnv:
 
 
 __all__ = ["CLOSE_DELAY", "PayEnv", "key", "pub", "ton"]
+
+
+# ---- providers on the payment stack --------------------------------------------------------
+
+
+def register_provider(pay: PayEnv, who: Treasury, role: int, stake: int | None = None) -> Provider:
+    """Register `who` for `role` through Root (the Provider's terms name the pool)."""
+    from tests.contracts.conftest import IMAGE_HASH, MIN_STAKE, NODE_KEY
+    from wrappers.provider import PROVIDER_STORAGE_RESERVE, REGISTER_FEE, ProviderConfig, Role
+
+    stake = MIN_STAKE if stake is None else stake
+    body = Root.register_provider_body(
+        role=role,
+        stake=stake,
+        node_key=NODE_KEY,
+        endpoint="wss://node.example.org",
+        image_hash=IMAGE_HASH if role == Role.GPU else None,
+    )
+    res = who.send(pay.root.address, stake + REGISTER_FEE + PROVIDER_STORAGE_RESERVE, body)
+    p = Provider.create_from_config(ProviderConfig(pay.root.address, who.address, Role(role)), pay.provider_code)
+    find_tx(res, to=p.address, success=True)
+    return p
+
+
+def provider_claimed(pay: PayEnv, p: Provider) -> int:
+    from wrappers.provider import _provider_data
+
+    return _provider_data(pay.bc.run_get_method(p.address, "get_provider_data").stack).claimed
+
+
+def fund_pool(pay: PayEnv, compute: int, data: int) -> SendResult:
+    """Revenue straight into the pots (as a channel's redeem would bring it)."""
+    from wrappers.channel import POOL_DEPOSIT_FEE
+
+    body = RewardPool.deposit_revenue_body(compute=compute, data=data)
+    return pay.owner.send(pay.pool.address, compute + data + POOL_DEPOSIT_FEE, body)

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pytoniq_core import Address, begin_cell
+from pytoniq_core import Address
 
 from offchain.protocol.merkle import Leaf, MerkleSumTree, Role, leaf_hash, node_hash
 
@@ -20,16 +20,14 @@ def leaves(n: int) -> list[Leaf]:
     return [Leaf(addr(i), Role.ALL[i % 4], 1_000 + i) for i in range(n)]
 
 
-def test_hashes_equal_ton_cell_hashes():
-    """The contract hashes builders as cells (HASHBU): Python must give the same bytes."""
+def test_hash_layouts_are_byte_aligned_sha256():
+    """The contract hashes builders with HASHEXT_SHA256: plain sha256 of these exact bytes."""
     a = addr(1)
-    cell = begin_cell().store_uint(0, 8).store_address(a).store_uint(Role.ROUTER, 8).store_uint(123, 128).end_cell()
-    assert leaf_hash(a, Role.ROUTER, 123) == cell.hash
+    expected = hashlib.sha256(b"\x00\x00" + a.hash_part + bytes([Role.ROUTER]) + (123).to_bytes(16, "big")).digest()
+    assert leaf_hash(a, Role.ROUTER, 123) == expected
     h1, h2 = hashlib.sha256(b"l").digest(), hashlib.sha256(b"r").digest()
-    node = (
-        begin_cell().store_uint(1, 8).store_bytes(h1).store_uint(5, 128).store_bytes(h2).store_uint(7, 128).end_cell()
-    )
-    assert node_hash(h1, 5, h2, 7) == node.hash
+    node = hashlib.sha256(b"\x01" + h1 + (5).to_bytes(16, "big") + h2 + (7).to_bytes(16, "big")).digest()
+    assert node_hash(h1, 5, h2, 7) == node
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 16, 50])

@@ -1,0 +1,341 @@
+"""RewardPool: pots, Root's config push, epoch reports with validator quorums, claims."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from offchain.protocol.epoch import build_report, sign_report, split_revenue
+from offchain.protocol.merkle import Leaf, MerkleSumTree
+from offchain.ton.blockchain import ton
+from offchain.ton.transaction import find_tx
+from tests.contracts.conftest import validator_keys
+from tests.contracts.payments import PayEnv, fund_pool, provider_claimed, pub, register_provider
+from wrappers.errors import ExitCode
+from wrappers.messages import ComputeSplit, DataSplit, PoolConfig, SyncPoolConfig
+from wrappers.opcodes import Op
+from wrappers.provider import Provider, Role
+from wrappers.reward_pool import RewardPool, RewardPoolConfig
+from wrappers.root import Root
+
+SPLIT_C = ComputeSplit(gpu=7000, router=1500, validator=1000, protocol=500)
+SPLIT_D = DataSplit(bandwidth=7000, router=1500, validator=1000, protocol=500)
+
+
+def report_for(pay: PayEnv, epoch: int, c: int, d: int, tree: MerkleSumTree, signers=None):
+    report = build_report(pay.pool.address, epoch, compute_consumed=c, data_consumed=d, tree=tree)
+    return report, sign_report(report, pay.validators[:3] if signers is None else signers)
+
+
+def one_provider_epoch(pay: PayEnv, role: int = Role.GPU, total: int | None = None, depth: int | None = None):
+    """Fund the pots, register one provider, report an epoch paying it everything allocated."""
+    fund_pool(pay, ton(10), ton(4))
+    who = pay.bc.treasury(f"provider-{role}")
+    p = register_provider(pay, who, role)
+    split = split_revenue(ton(10), ton(4), SPLIT_C, SPLIT_D)
+    total = split.providers if total is None else total
+    tree = MerkleSumTree([Leaf(p.address, role, total)], depth=depth)
+    report, sigs = report_for(pay, 1, ton(10), ton(4), tree)
+    res = pay.post_report(report, sigs)
+    find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT, success=True)
+    return who, p, tree, res
+
+
+# ---- pots and config ----------------------------------------------------------------------
+
+
+def test_deposit_revenue_fills_the_pots_and_checks_the_value(pay: PayEnv, gas_snapshot):
+    res = fund_pool(pay, ton(3), ton(2))
+    gas_snapshot.record("reward_pool.deposit_revenue", res)
+    d = pay.pool_data()
+    assert (d.compute_pot, d.data_pot) == (ton(3), ton(2))
+    body = RewardPool.deposit_revenue_body(compute=ton(3), data=ton(2))
+    res = pay.owner.send(pay.pool.address, ton(5) - 1, body)
+    find_tx(res, to=pay.pool.address, exit_code=ExitCode.DEPOSIT_VALUE_MISMATCH)
+    find_tx(res, from_=pay.pool.address, to=pay.owner.address, bounced=True)
+    assert pay.pool_data().compute_pot == ton(3)
+
+
+def test_root_pushes_its_config_and_the_pool_keeps_only_newer_versions(pay: PayEnv, gas_snapshot):
+    pool = pay.pool
+    cfg = PoolConfig.from_cell(pay.bc.run_get_method(pool.address, "get_pool_config").cell())
+    root_version = pay.bc.run_get_method(pay.root.address, "get_root_data").stack[2]
+    assert cfg.version == root_version and cfg.threshold == 3
+    assert set(cfg.validators) == {pub(k) for k in pay.validators}
+    assert cfg.treasury == pay.treasury.address and cfg.compute_split == SPLIT_C
+
+    # a new split at Root reaches the pool only when someone pushes it (anyone may)
+    new_c = ComputeSplit(gpu=6000, router=2000, validator=1500, protocol=500)
+    pay.owner.send(pay.root.address, ton("0.1"), Root.set_splits_body(compute=new_c, data=SPLIT_D))
+    stranger = pay.bc.treasury("stranger")
+    res = stranger.send(pay.root.address, ton("0.1"), Root.push_pool_config_body())
+    gas_snapshot.record("root.push_pool_config", res)
+    find_tx(res, from_=pay.root.address, to=pool.address, op=Op.SYNC_POOL_CONFIG, success=True)
+    find_tx(res, from_=pool.address, to=stranger.address, op=Op.RETURN_EXCESS)
+    cfg2 = PoolConfig.from_cell(pay.bc.run_get_method(pool.address, "get_pool_config").cell())
+    assert cfg2.compute_split == new_c and cfg2.version == root_version + 1
+
+    # only Root may sync, and an older version is ignored
+    forged = SyncPoolConfig(query_id=0, config=cfg, excess_to=stranger.address).to_cell()
+    res = stranger.send(pool.address, ton("0.1"), forged)
+    find_tx(res, to=pool.address, exit_code=ExitCode.NOT_FROM_ROOT)
+    pay.bc.send_internal(src=pay.root.address, to=pool.address, value=ton("0.1"), body=forged)
+    assert PoolConfig.from_cell(pay.bc.run_get_method(pool.address, "get_pool_config").cell()) == cfg2
+
+
+def test_unconfigured_pool_refuses_reports_and_claims(pay: PayEnv):
+    other = RewardPool.create_from_config(RewardPoolConfig(pay.owner.address), pay.bc.account(pay.pool.address).code)
+    pay.owner.send(other.address, ton(1), None, init=other.init)
+    assert pay.pool_data().config_version >= 1
+    tree = MerkleSumTree([Leaf(pay.owner.address, Role.GPU, 1)])
+    report = build_report(other.address, 1, compute_consumed=0, data_consumed=0, tree=tree)
+    body = RewardPool.post_epoch_report_body(report=report, signatures=sign_report(report, pay.validators[:3]))
+    res = pay.owner.send(other.address, ton("0.2"), body)
+    find_tx(res, to=other.address, exit_code=ExitCode.POOL_NOT_CONFIGURED)
+
+
+# ---- epoch reports ----------------------------------------------------------------------
+
+
+def test_epoch_report_pays_the_protocol_and_adopts_the_root(pay: PayEnv, gas_snapshot):
+    fund_pool(pay, ton(10), ton(4))
+    who = pay.bc.treasury("gpu")
+    p = register_provider(pay, who, Role.GPU)
+    split = split_revenue(ton(10), ton(4), SPLIT_C, SPLIT_D)
+    assert split.providers + split.protocol == ton(14)
+    tree = MerkleSumTree([Leaf(p.address, Role.GPU, split.providers - 5)])
+    report, sigs = report_for(pay, 1, ton(10), ton(4), tree)
+    before = pay.bc.account(pay.treasury.address).balance
+    res = pay.post_report(report, sigs)
+    gas_snapshot.record("reward_pool.epoch_report_3_of_5", res)
+    find_tx(res, to=pay.pool.address, success=True)
+    fee = find_tx(res, from_=pay.pool.address, to=pay.treasury.address, op=Op.RECEIVE_PROTOCOL_FEE)
+    assert fee.value >= split.protocol
+    assert pay.bc.account(pay.treasury.address).balance - before >= split.protocol - fee.total_fees
+    d = pay.pool_data()
+    assert (d.epoch, d.compute_pot, d.data_pot) == (1, 0, 0)
+    assert d.merkle_root == int.from_bytes(tree.root_hash, "big") and d.root_total == tree.root_total
+    assert d.carry == 5  # allocated but not put in the tree: kept for later epochs
+    assert pay.bc.account(pay.pool.address).balance >= d.owed
+
+
+def test_epoch_report_rejections(pay: PayEnv):
+    fund_pool(pay, ton(10), ton(4))
+    split = split_revenue(ton(10), ton(4), SPLIT_C, SPLIT_D)
+    tree = MerkleSumTree([Leaf(pay.owner.address, Role.GPU, split.providers)])
+    report, sigs = report_for(pay, 1, ton(10), ton(4), tree)
+
+    def rejected(code, report=report, sigs=sigs, value=200_000_000):
+        res = pay.post_report(report, sigs, value=value)
+        find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT, exit_code=code)
+        assert pay.pool_data().epoch in (0, 1)
+
+    forged = dict(sigs)
+    k0 = next(iter(forged))
+    forged[k0] = bytes(64)
+    rejected(ExitCode.INVALID_SIGNATURE, sigs=forged)
+    outsider = validator_keys(1, "outsider")
+    rejected(ExitCode.UNKNOWN_VALIDATOR, sigs={**sign_report(report, outsider), **sigs})
+    # duplicates collapse in the map: two distinct validators are not a quorum of three
+    rejected(ExitCode.NOT_ENOUGH_SIGNATURES, sigs=sign_report(report, pay.validators[:2] + pay.validators[:2]))
+    too_big = MerkleSumTree([Leaf(pay.owner.address, Role.GPU, split.providers + 1)])
+    rejected(ExitCode.BAD_ROOT_TOTAL, *report_for(pay, 1, ton(10), ton(4), too_big))
+    rejected(ExitCode.CONSUMED_EXCEEDS_POT, *report_for(pay, 1, ton(10) + 1, ton(4), tree))
+    wrong_pool = build_report(pay.root.address, 1, compute_consumed=0, data_consumed=0, tree=tree)
+    rejected(ExitCode.WRONG_POOL, wrong_pool, sign_report(wrong_pool, pay.validators[:3]))
+    rejected(ExitCode.NOT_ENOUGH_VALUE, value=ton("0.05"))
+    assert pay.pool_data().epoch == 0
+
+    res = pay.post_report(report, sigs)
+    find_tx(res, to=pay.pool.address, success=True)
+    rejected(ExitCode.EPOCH_NOT_NEW)  # a replay
+    # the tree's total never shrinks
+    smaller = MerkleSumTree([Leaf(pay.owner.address, Role.GPU, split.providers - 1)])
+    rejected(ExitCode.BAD_ROOT_TOTAL, *report_for(pay, 2, 0, 0, smaller))
+    assert pay.pool_data().epoch == 1
+
+
+# ---- claims -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [4, 20])
+def test_claim_pays_the_difference_and_records_it(pay: PayEnv, gas_snapshot, depth):
+    who, p, tree, _ = one_provider_epoch(pay, depth=depth)
+    proof = tree.proof(0)
+    assert proof.depth == depth
+    before = pay.bc.account(who.address).balance
+    res = pay.claim(who, p, proof)
+    gas_snapshot.record(f"reward_pool.claim_depth{depth}", res)
+    find_tx(res, from_=p.address, to=pay.pool.address, op=Op.FORWARD_CLAIM, success=True)
+    reward = find_tx(res, from_=pay.pool.address, to=who.address, op=Op.RECEIVE_REWARD)
+    assert reward.value > proof.leaf.total
+    find_tx(res, from_=pay.pool.address, to=p.address, op=Op.RECORD_CLAIM, success=True)
+    assert provider_claimed(pay, p) == proof.leaf.total
+    assert pay.bc.account(who.address).balance - before > proof.leaf.total - ton("0.05")
+    d = pay.pool_data()
+    assert d.claimed == proof.leaf.total
+    assert pay.bc.account(pay.pool.address).balance >= d.owed
+
+    # a second claim of the same total pays nothing: refused, unlocked, value returned
+    res = pay.claim(who, p, proof)
+    find_tx(res, to=pay.pool.address, exit_code=ExitCode.NOTHING_TO_CLAIM)
+    find_tx(res, from_=pay.pool.address, to=p.address, bounced=True, success=True)
+    find_tx(res, from_=p.address, to=who.address, op=Op.RETURN_EXCESS)
+    assert pay.pool_data().claimed == proof.leaf.total
+
+
+def test_claim_gas_does_not_grow_with_the_number_of_providers(pay: PayEnv):
+    """Claim gas depends on the proof's depth only: 1 or 16 real leaves in a 2^4 tree cost the
+    same, and going from 2^4 to 2^20 slots adds a fixed cost per level."""
+    gas = {}
+    snap = pay.bc.snapshot()
+    for depth, others in ((4, 0), (4, 15), (20, 0)):
+        pay.bc.load_from(snap)
+        fund_pool(pay, ton(10), ton(4))
+        who = pay.bc.treasury("claimer")
+        p = register_provider(pay, who, Role.GPU)
+        from offchain.protocol.merkle import Leaf as L
+
+        fillers = [L(pay.bc.treasury(f"x{i}").address, Role.GPU, 1000 + i) for i in range(others)]
+        tree = MerkleSumTree([L(p.address, Role.GPU, ton(1)), *fillers], depth=depth)
+        res = pay.post_report(*report_for(pay, 1, ton(10), ton(4), tree))
+        find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT, success=True)
+        gas[(depth, others)] = pay.claim(who, p, tree.proof(0)).gas()
+    pay.bc.load_from(snap)
+    assert gas[(4, 0)] == gas[(4, 15)], gas
+    per_level = (gas[(20, 0)] - gas[(4, 0)]) / 16
+    assert 0 < per_level < 1300, gas
+
+
+def test_claim_rejections(pay: PayEnv):
+    who, p, tree, _ = one_provider_epoch(pay)
+    proof = tree.proof(0)
+    # a proof for another amount (or another leaf) does not lead to the root
+    from dataclasses import replace
+
+    bad = replace(proof, leaf=replace(proof.leaf, total=proof.leaf.total + 1))
+    res = pay.claim(who, p, bad)
+    find_tx(res, to=pay.pool.address, exit_code=ExitCode.INVALID_PROOF)
+    assert provider_claimed(pay, p) == 0
+    # another owner's Provider cannot use this leaf (the leaf names the Provider's address)
+    thief = pay.bc.treasury("thief")
+    tp = register_provider(pay, thief, Role.GPU)
+    res = pay.claim(thief, tp, proof)
+    find_tx(res, to=pay.pool.address, exit_code=ExitCode.INVALID_PROOF)
+    # ForwardClaim straight from a wallet is not from a Provider
+    from wrappers.messages import ForwardClaim
+
+    fc = ForwardClaim(
+        query_id=0,
+        owner=who.address,
+        role=Role.GPU,
+        claimed=0,
+        cumulative=proof.leaf.total,
+        index=0,
+        proof=proof.to_cell(),
+    )
+    res = who.send(pay.pool.address, ton("0.1"), fc.to_cell())
+    find_tx(res, to=pay.pool.address, exit_code=ExitCode.NOT_A_PROVIDER)
+    # two claims in flight: the second is refused at the Provider until the first settles
+    body = Provider.claim_reward_body(cumulative=proof.leaf.total, index=0, proof=proof.to_cell())
+    from offchain.ton.messages import message_relaxed
+
+    m = message_relaxed(dest=p.address, value=ton("0.1"), body=body)
+    res = who.send_messages([(m, 1), (m, 1)])
+    find_tx(res, to=p.address, exit_code=ExitCode.CLAIM_IN_PROGRESS)
+    assert provider_claimed(pay, p) == proof.leaf.total
+    assert pay.pool_data().claimed == proof.leaf.total
+    # too little value, and someone else's Provider
+    res = pay.claim(who, p, proof, value=ton("0.01"))
+    find_tx(res, to=p.address, exit_code=ExitCode.NOT_ENOUGH_VALUE)
+    res = pay.claim(thief, p, proof)
+    find_tx(res, to=p.address, exit_code=ExitCode.NOT_OWNER)
+
+
+def test_pool_never_pays_more_than_the_tree_even_if_validators_sign_nonsense(pay: PayEnv):
+    """Epoch 2's tree drops A (who claimed 100) and gives B 150: B cannot take A's money."""
+    fund_pool(pay, ton(1), 0)
+    a_who, b_who = pay.bc.treasury("a"), pay.bc.treasury("b")
+    a, b = register_provider(pay, a_who, Role.GPU), register_provider(pay, b_who, Role.GPU)
+    t1 = MerkleSumTree([Leaf(a.address, Role.GPU, 100)])
+    pay.post_report(*report_for(pay, 1, ton(1), 0, t1))
+    pay.claim(a_who, a, t1.proof(0))
+    assert pay.pool_data().claimed == 100
+    t2 = MerkleSumTree([Leaf(a.address, Role.GPU, 0), Leaf(b.address, Role.GPU, 150)])
+    res = pay.post_report(*report_for(pay, 2, 0, 0, t2))
+    find_tx(res, to=pay.pool.address, success=True)
+    res = pay.claim(b_who, b, t2.proof(1))
+    find_tx(res, to=pay.pool.address, exit_code=ExitCode.CLAIM_EXCEEDS_ALLOCATED)
+    assert provider_claimed(pay, b) == 0
+
+
+def test_claim_without_a_reward_pool_is_refused(env):
+    """A Provider registered while Root had no pool cannot claim (and keeps its value)."""
+    from tests.contracts.conftest import MIN_STAKE
+
+    who = env.bc.treasury("early")
+    p, res = env.register(who, Role.BANDWIDTH, MIN_STAKE)
+    tree = MerkleSumTree([Leaf(p.address, Role.BANDWIDTH, 1)])
+    res = who.send(
+        p.address, ton("0.1"), Provider.claim_reward_body(cumulative=1, index=0, proof=tree.proof(0).to_cell())
+    )
+    find_tx(res, to=p.address, exit_code=ExitCode.NO_REWARD_POOL)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    epochs=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=ton(5)),  # compute revenue
+            st.integers(min_value=0, max_value=ton(5)),  # data revenue
+            st.lists(st.integers(min_value=0, max_value=100), min_size=4, max_size=4),  # weights
+            st.lists(st.booleans(), min_size=4, max_size=4),  # who claims after the epoch
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_property_claims_never_overpay(pay: PayEnv, epochs):
+    """Random revenue, random allocations, random claims: nobody is paid beyond its leaf, the
+    pool pays out exactly what providers recorded, and its balance covers what it owes."""
+    snap = pay.bc.snapshot()
+    try:
+        whos = [pay.bc.treasury(f"prop-{r}") for r in Role]
+        provs = [register_provider(pay, w, r) for w, r in zip(whos, Role, strict=True)]
+        cumulative = [0, 0, 0, 0]
+        for n, (c, d, weights, claims) in enumerate(epochs, start=1):
+            if c + d:
+                fund_pool(pay, c, d)
+            alloc = split_revenue(c, d, SPLIT_C, SPLIT_D).providers + pay.pool_data().carry
+            wsum = sum(weights) or 1
+            for i, w in enumerate(weights):
+                cumulative[i] += alloc * w // wsum
+            tree = MerkleSumTree(
+                [Leaf(p.address, r, cumulative[i]) for i, (p, r) in enumerate(zip(provs, Role, strict=True))]
+            )
+            res = pay.post_report(*report_for(pay, n, c, d, tree))
+            find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT, success=True)
+            for i, go in enumerate(claims):
+                if go and cumulative[i] > provider_claimed(pay, provs[i]):
+                    pay.claim(whos[i], provs[i], tree.proof(i))
+                    assert provider_claimed(pay, provs[i]) == cumulative[i]
+            d_ = pay.pool_data()
+            assert d_.claimed == sum(provider_claimed(pay, p) for p in provs)
+            assert d_.claimed <= d_.root_total
+            assert pay.bc.account(pay.pool.address).balance >= d_.owed
+    finally:
+        pay.bc.load_from(snap)
+
+
+def test_contract_and_python_hash_leaves_alike(pay: PayEnv):
+    """The pool's own leaf hash (get_leaf_hash) equals offchain.protocol.merkle's."""
+    from pytoniq_core import begin_cell
+
+    from offchain.protocol.merkle import leaf_hash
+
+    for role, total in ((Role.GPU, 0), (Role.VALIDATOR, 123_456_789), (Role.ROUTER, 2**128 - 1)):
+        addr = pay.client.address
+        s = begin_cell().store_address(addr).end_cell().begin_parse()
+        got = pay.bc.run_get_method(pay.pool.address, "get_leaf_hash", [s, role, total]).int()
+        assert got.to_bytes(32, "big") == leaf_hash(addr, role, total)
