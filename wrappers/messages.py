@@ -769,6 +769,7 @@ class ClaimReward(Struct):
     query_id: int = tl(U64)
     cumulative: int = tl(COINS)
     index: int = tl(U32)
+    depth: int = tl(U8)
     proof: Cell = tl(CELL)
 
 
@@ -781,6 +782,7 @@ class ForwardClaim(Struct):
     claimed: int = tl(COINS)
     cumulative: int = tl(COINS)
     index: int = tl(U32)
+    depth: int = tl(U8)
     proof: Cell = tl(CELL)
 
 

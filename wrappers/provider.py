@@ -205,8 +205,8 @@ class Provider:
         return Withdraw(query_id=query_id, amount=amount).to_cell()
 
     @staticmethod
-    def claim_reward_body(*, cumulative: int, index: int, proof: Cell, query_id: int = 0) -> Cell:
-        return ClaimReward(query_id=query_id, cumulative=cumulative, index=index, proof=proof).to_cell()
+    def claim_reward_body(*, cumulative: int, index: int, depth: int, proof: Cell, query_id: int = 0) -> Cell:
+        return ClaimReward(query_id=query_id, cumulative=cumulative, index=index, depth=depth, proof=proof).to_cell()
 
     @staticmethod
     def record_claim_body(*, cumulative: int, query_id: int = 0) -> Cell:
@@ -235,12 +235,13 @@ class Provider:
         *,
         cumulative: int,
         index: int,
+        depth: int,
         proof: Cell,
         value: int = 100_000_000,
         query_id: int = 0,
     ) -> Any:
-        """Claim up to `cumulative` with a Merkle proof (`MerkleProof.to_cell()`, `.index`)."""
-        body = self.claim_reward_body(cumulative=cumulative, index=index, proof=proof, query_id=query_id)
+        """Claim up to `cumulative` with a Merkle proof (`MerkleProof`: `.index`, `.depth`, `.to_cell()`)."""
+        body = self.claim_reward_body(cumulative=cumulative, index=index, depth=depth, proof=proof, query_id=query_id)
         return await provider.internal(via, value=value, body=body)
 
     async def send_record_claim(

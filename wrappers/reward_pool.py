@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CLAIM_FEE",
     "EPOCH_REPORT_FEE",
+    "MAX_PROOF_DEPTH",
     "POOL_STORAGE_RESERVE",
     "RECORD_CLAIM_FEE",
     "PoolData",
@@ -51,6 +52,7 @@ EPOCH_REPORT_FEE = 100_000_000  # ton("0.1"): least value on PostEpochReport; th
 CLAIM_FEE = 50_000_000  # ton("0.05"): least value on ClaimReward; the rest comes with the reward
 RECORD_CLAIM_FEE = 10_000_000  # ton("0.01"): what the pool attaches to RecordClaim
 POOL_STORAGE_RESERVE = 100_000_000  # ton("0.1"): kept by the pool above what it owes
+MAX_PROOF_DEPTH = 64  # deepest Merkle proof a claim may carry
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ Hashes are plain sha256 over byte-aligned fields, which the contract computes wi
 HASHEXT_SHA256 over a builder (no cell created: a level costs ~200 gas, not ~1,200):
 
     leaf = sha256(0x00:uint8, workchain:int8, provider_hash:bits256, role:uint8, total:uint128)
-    node = sha256(0x01:uint8, left_hash:bits256, left_sum:uint128, right_hash:bits256, right_sum:uint128)
+    node = sha256(0x01:uint8, left_sum:uint128, left_hash:bits256, right_sum:uint128, right_hash:bits256)
 
 A proof is the list of siblings (hash, sum) from the leaf's level up, and the leaf's
 index, whose bits (lowest first) say on which side each sibling sits. Trees are padded
@@ -59,7 +59,7 @@ def leaf_hash(provider: Address, role: int, total: int) -> bytes:
 
 def node_hash(left: bytes, left_sum: int, right: bytes, right_sum: int) -> bytes:
     return hashlib.sha256(
-        b"\x01" + left + left_sum.to_bytes(16, "big") + right + right_sum.to_bytes(16, "big")
+        b"\x01" + left_sum.to_bytes(16, "big") + left + right_sum.to_bytes(16, "big") + right
     ).digest()
 
 
@@ -104,14 +104,14 @@ class MerkleProof:
         return self.root() == (root_hash, root_total)
 
     def to_cell(self) -> Cell:
-        """The sibling chain as the contract reads it: two (hash, sum) pairs per cell."""
+        """The sibling chain as the contract reads it: two (sum, hash) pairs per cell."""
         cell: Cell | None = None
         pairs = list(self.siblings)
         chunks = [pairs[i : i + 2] for i in range(0, len(pairs), 2)]
         for chunk in reversed(chunks):
             b = begin_cell()
             for h, s in chunk:
-                b.store_bytes(h).store_uint(s, 128)
+                b.store_uint(s, 128).store_bytes(h)
             if cell is not None:
                 b.store_ref(cell)
             cell = b.end_cell()

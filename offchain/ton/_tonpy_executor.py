@@ -387,6 +387,8 @@ class TonpyExecutor:
     def _prepare(self, args: TransactionArgs) -> None:
         if args.debug != self._debug:
             self._emulator.set_debug_enabled(args.debug)
+            # level 1: every executed instruction with the gas left after it
+            self._emulator.set_vm_verbosity_level(1 if args.debug else 0)
             self._debug = args.debug
         if args.ignore_chksig != self._ignore_chksig:
             self._emulator.set_ignore_chksig(args.ignore_chksig)

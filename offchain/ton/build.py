@@ -186,7 +186,8 @@ def code_cell(name_or_path: str | Path) -> Cell:
         path = Path(name_or_path)
         entry = path if path.is_absolute() else PROJECT_ROOT / path
         out_dir = BUILD_DIR if entry.parent == CONTRACTS_DIR else BUILD_DIR / "extra"
-        return build_entries([entry], out_dir=out_dir)[contract_name(entry)].code
+        root = PROJECT_ROOT if entry.is_relative_to(PROJECT_ROOT) else entry.parent
+        return build_entries([entry], out_dir=out_dir, root=root)[contract_name(entry)].code
     by_name = {contract_name(e): e for e in entry_files()}
     if name_or_path not in by_name:
         known = ", ".join(sorted(by_name)) or "none"

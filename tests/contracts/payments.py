@@ -105,7 +105,9 @@ class PayEnv:
         return (by or self.owner).send(self.pool.address, value, body)
 
     def claim(self, who: Treasury, provider: Provider, proof: MerkleProof, *, value: int = CLAIM_FEE) -> SendResult:
-        body = Provider.claim_reward_body(cumulative=proof.leaf.total, index=proof.index, proof=proof.to_cell())
+        body = Provider.claim_reward_body(
+            cumulative=proof.leaf.total, index=proof.index, depth=proof.depth, proof=proof.to_cell()
+        )
         return who.send(provider.address, value, body)
 
     def provider_p(self, address: Address) -> SandboxProvider:

@@ -233,12 +233,13 @@ def test_claim_rejections(pay: PayEnv):
         claimed=0,
         cumulative=proof.leaf.total,
         index=0,
+        depth=proof.depth,
         proof=proof.to_cell(),
     )
     res = who.send(pay.pool.address, ton("0.1"), fc.to_cell())
     find_tx(res, to=pay.pool.address, exit_code=ExitCode.NOT_A_PROVIDER)
     # two claims in flight: the second is refused at the Provider until the first settles
-    body = Provider.claim_reward_body(cumulative=proof.leaf.total, index=0, proof=proof.to_cell())
+    body = Provider.claim_reward_body(cumulative=proof.leaf.total, index=0, depth=proof.depth, proof=proof.to_cell())
     from offchain.ton.messages import message_relaxed
 
     m = message_relaxed(dest=p.address, value=ton("0.1"), body=body)
@@ -278,7 +279,7 @@ def test_claim_without_a_reward_pool_is_refused(env):
     p, res = env.register(who, Role.BANDWIDTH, MIN_STAKE)
     tree = MerkleSumTree([Leaf(p.address, Role.BANDWIDTH, 1)])
     res = who.send(
-        p.address, ton("0.1"), Provider.claim_reward_body(cumulative=1, index=0, proof=tree.proof(0).to_cell())
+        p.address, ton("0.1"), Provider.claim_reward_body(cumulative=1, index=0, depth=tree.depth, proof=tree.proof(0).to_cell())
     )
     find_tx(res, to=p.address, exit_code=ExitCode.NO_REWARD_POOL)
 

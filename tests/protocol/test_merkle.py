@@ -26,7 +26,7 @@ def test_hash_layouts_are_byte_aligned_sha256():
     expected = hashlib.sha256(b"\x00\x00" + a.hash_part + bytes([Role.ROUTER]) + (123).to_bytes(16, "big")).digest()
     assert leaf_hash(a, Role.ROUTER, 123) == expected
     h1, h2 = hashlib.sha256(b"l").digest(), hashlib.sha256(b"r").digest()
-    node = hashlib.sha256(b"\x01" + h1 + (5).to_bytes(16, "big") + h2 + (7).to_bytes(16, "big")).digest()
+    node = hashlib.sha256(b"\x01" + (5).to_bytes(16, "big") + h1 + (7).to_bytes(16, "big") + h2).digest()
     assert node_hash(h1, 5, h2, 7) == node
 
 
