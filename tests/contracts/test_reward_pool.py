@@ -279,7 +279,9 @@ def test_claim_without_a_reward_pool_is_refused(env):
     p, res = env.register(who, Role.BANDWIDTH, MIN_STAKE)
     tree = MerkleSumTree([Leaf(p.address, Role.BANDWIDTH, 1)])
     res = who.send(
-        p.address, ton("0.1"), Provider.claim_reward_body(cumulative=1, index=0, depth=tree.depth, proof=tree.proof(0).to_cell())
+        p.address,
+        ton("0.1"),
+        Provider.claim_reward_body(cumulative=1, index=0, depth=tree.depth, proof=tree.proof(0).to_cell()),
     )
     find_tx(res, to=p.address, exit_code=ExitCode.NO_REWARD_POOL)
 
