@@ -32,6 +32,7 @@ from offchain.ton.executor import (
     MessageSummary,
     StackValue,
     TransactionArgs,
+    TxHead,
     TxSummary,
 )
 
@@ -207,6 +208,27 @@ def _dict_values(cell: PyCell, key_bits: int, out: list[PyCell]) -> None:
         return
     _dict_values(r.ref(), rest - 1, out)
     _dict_values(r.ref(), rest - 1, out)
+
+
+def transaction_head(tx: PyCell) -> TxHead:
+    """The eager part: account, lt, statuses and the out-messages (the sandbox's queue needs them)."""
+    r = _Bits(tx)
+    if r.u(4) != 0b0111:
+        raise EmulationError("emulator returned something that is not a Transaction")
+    account = f"0:{r.u(256):064x}"
+    lt = r.u(64)
+    r.skip(256 + 64)  # prev_trans_hash, prev_trans_lt
+    now = r.u(32)
+    r.skip(15)  # outmsg_cnt
+    orig_status = r.u(2)
+    end_status = r.u(2)
+    msgs = _Bits(r.ref())
+    out_cells: list[PyCell] = []
+    if msgs.bit():
+        msgs.ref_i += 1  # in_msg
+    if msgs.bit():
+        _dict_values(msgs.ref(), 15, out_cells)
+    return TxHead(account, lt, now, orig_status, end_status, tuple(_message(c) for c in out_cells))
 
 
 def summarize_transaction(tx: PyCell, in_boc: str = "") -> TxSummary:
@@ -405,7 +427,8 @@ class TonpyExecutor:
         return EmulationResult(
             transaction=tx.to_boc(),
             shard_account=self._emulator.account_cell.to_boc(),
-            summary=summarize_transaction(tx, in_boc),
+            head=transaction_head(tx),
+            decode=lambda: summarize_transaction(tx, in_boc),
             vm_log=vm_log,
             elapsed_ms=(time.perf_counter() - started) * 1000,
         )

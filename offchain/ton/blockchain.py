@@ -366,14 +366,14 @@ class Blockchain:
         before = self._accounts.get(dest, _EMPTY_SHARD_ACCOUNT)
         res = self.executor.run_transaction(before, message_boc, args)
         self._accounts[dest] = res.shard_account
-        tx = Transaction(summary=res.summary, boc=res.transaction, vm_log=res.vm_log, parent=parent)
+        tx = Transaction(res, res.transaction, res.vm_log, parent, res.head)
         if parent is not None:
             parent.children.append(tx)
         self._txs.setdefault(dest, []).append(tx)
         result.transactions.append(tx)
         if tx.deployed:
             result.events.append(Event("account_created", dest))
-        if res.summary.destroyed or res.summary.end_status == 3:
+        if res.head.end_status == 3 and res.head.orig_status != 3:  # acc_state_nonexist: destroyed
             result.events.append(Event("account_destroyed", dest))
         return tx
 
@@ -398,7 +398,7 @@ class Blockchain:
         return result
 
     def _enqueue(self, tx: Transaction, queue: deque, result: SendResult) -> None:
-        for m in tx.summary.out_msgs:
+        for m in tx.head.out_msgs:
             if m.kind == "internal":
                 queue.append((m, tx))
                 result.events.append(

@@ -7,6 +7,7 @@ tonpy's native emulator; another engine only has to satisfy `Executor`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +21,7 @@ __all__ = [
     "MessageSummary",
     "StackValue",
     "TransactionArgs",
+    "TxHead",
     "TxSummary",
 ]
 
@@ -81,12 +83,50 @@ class TransactionArgs:
 
 
 @dataclass(frozen=True, slots=True)
+class TxHead:
+    """What the sandbox needs of every transaction at once: where its messages go.
+
+    The rest (phases, gas, fees, the inbound message) is decoded only when read, through
+    `EmulationResult.summary`: most transactions of a test are never inspected.
+    """
+
+    account: str
+    lt: int
+    now: int
+    orig_status: int
+    end_status: int
+    out_msgs: tuple[MessageSummary, ...]
+
+
 class EmulationResult:
-    transaction: str  # base64 BOC of the Transaction
-    shard_account: str  # base64 BOC of the new ShardAccount
-    summary: TxSummary
-    vm_log: str = ""
-    elapsed_ms: float = 0.0
+    """One emulated transaction: BOCs, the eager head, and the summary decoded on first use."""
+
+    __slots__ = ("_decode", "_summary", "elapsed_ms", "head", "shard_account", "transaction", "vm_log")
+
+    def __init__(
+        self,
+        transaction: str,
+        shard_account: str,
+        head: TxHead,
+        decode: Callable[[], TxSummary],
+        vm_log: str = "",
+        elapsed_ms: float = 0.0,
+    ) -> None:
+        self.transaction = transaction  # base64 BOC of the Transaction
+        self.shard_account = shard_account  # base64 BOC of the new ShardAccount
+        self.head = head
+        self._decode: Callable[[], TxSummary] | None = decode
+        self._summary: TxSummary | None = None
+        self.vm_log = vm_log
+        self.elapsed_ms = elapsed_ms
+
+    @property
+    def summary(self) -> TxSummary:
+        if self._summary is None:
+            assert self._decode is not None
+            self._summary = self._decode()
+            self._decode = None  # let go of the native cell
+        return self._summary
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import Any
 from pytoniq_core import Address, Cell
 from pytoniq_core.tlb.transaction import Transaction as TlbTransaction
 
-from offchain.ton.executor import MessageSummary, TxSummary
+from offchain.ton.executor import EmulationResult, MessageSummary, TxHead, TxSummary
 
 __all__ = [
     "Event",
@@ -36,20 +36,42 @@ def raw(addr: Address | str | None) -> str | None:
     return raw(Address(addr))
 
 
-@dataclass(eq=False)
 class Transaction:
-    """One transaction of a trace. A failed compute phase is a value here, not an exception."""
+    """One transaction of a trace. A failed compute phase is a value here, not an exception.
 
-    summary: TxSummary
-    boc: str
-    vm_log: str = ""
-    parent: Transaction | None = None
-    children: list[Transaction] = field(default_factory=list)
+    `head` (account, statuses, out-messages) is known at once; everything else comes from
+    `summary`, decoded the first time a field needs it.
+    """
+
+    __slots__ = ("__dict__", "_source", "boc", "children", "head", "parent", "vm_log")
+
+    def __init__(
+        self,
+        source: TxSummary | EmulationResult,
+        boc: str,
+        vm_log: str = "",
+        parent: Transaction | None = None,
+        head: TxHead | None = None,
+    ) -> None:
+        self._source = source
+        self.boc = boc
+        self.vm_log = vm_log
+        self.parent = parent
+        self.children: list[Transaction] = []
+        if head is None:
+            s = source.summary if isinstance(source, EmulationResult) else source
+            head = TxHead(s.account, s.lt, s.now, s.orig_status, s.end_status, s.out_msgs)
+        self.head = head
+
+    @cached_property
+    def summary(self) -> TxSummary:
+        src = self._source
+        return src.summary if isinstance(src, EmulationResult) else src
 
     # -- the fields people match on --------------------------------------------------
     @property
     def address(self) -> str:
-        return self.summary.account
+        return self.head.account
 
     @property
     def src(self) -> str | None:
@@ -58,7 +80,7 @@ class Transaction:
 
     @property
     def dst(self) -> str:
-        return self.summary.account
+        return self.head.account
 
     @property
     def op(self) -> int | None:
@@ -72,7 +94,7 @@ class Transaction:
 
     @property
     def value_out(self) -> int:
-        return sum(m.value for m in self.summary.out_msgs if m.kind == "internal")
+        return sum(m.value for m in self.head.out_msgs if m.kind == "internal")
 
     @property
     def exit_code(self) -> int | None:
@@ -96,11 +118,11 @@ class Transaction:
 
     @property
     def lt(self) -> int:
-        return self.summary.lt
+        return self.head.lt
 
     @property
     def now(self) -> int:
-        return self.summary.now
+        return self.head.now
 
     @property
     def bounced(self) -> bool:
@@ -114,7 +136,7 @@ class Transaction:
 
     @property
     def deployed(self) -> bool:
-        return self.summary.orig_status != _ACTIVE and self.summary.end_status == _ACTIVE
+        return self.head.orig_status != _ACTIVE and self.head.end_status == _ACTIVE
 
     @property
     def aborted(self) -> bool:
@@ -128,7 +150,7 @@ class Transaction:
 
     @property
     def out_messages(self) -> tuple[MessageSummary, ...]:
-        return self.summary.out_msgs
+        return self.head.out_msgs
 
     @property
     def in_message(self) -> MessageSummary | None:
