@@ -4,7 +4,11 @@ the bounce paths; plus a property test over random deposit/voucher/redeem/close 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pytoniq_core import Address, begin_cell
 
 from offchain.ton.blockchain import Treasury, ton
@@ -192,7 +196,7 @@ def test_open_with_the_minimum_deposit_processes_every_message(pay: PayEnv) -> N
     assert pots(pay) == (1, 0)
 
 
-def test_open_with_too_little_value_bounces_and_deploys_nothing(pay: PayEnv) -> None:
+def test_open_with_too_little_value_bounces_and_keeps_nothing(pay: PayEnv) -> None:
     ch = pay.channel()
     before = everyone(pay, ch)
     res = pay.client.send(ch.address, CHANNEL_DEPOSIT_FEE, Channel.deposit_body(), init=ch.init)
@@ -684,3 +688,127 @@ def test_revenue_bouncing_after_a_cooperative_close_goes_to_the_client(pay: PayE
     d = pay.channel_data(ch)
     assert (d.state, d.redeemed) == (ChannelState.CLOSED, 0)
     assert balance(pay, ch) == 0
+
+
+# ---- property: random deposits, vouchers, redeems and a final close -------------------------------
+
+MILLI = ton("0.001")
+
+step = st.one_of(
+    st.tuples(st.just("deposit"), st.integers(1, 3000)),
+    # the client signs new totals: each may grow or not (and may overspend the deposit)
+    st.tuples(st.just("sign"), st.integers(0, 2000), st.integers(0, 2000)),
+    # the router redeems one of the signed vouchers: -1 the newest, else an older one
+    st.tuples(st.just("redeem"), st.integers(-1, 6)),
+)
+final = st.one_of(
+    st.tuples(st.just("cooperative"), st.booleans()),
+    st.tuples(st.just("unilateral"), st.booleans()),
+)
+
+
+@dataclass
+class Book:
+    """What the test expects the channel to hold."""
+
+    deposit: int
+    compute: int = 0
+    data: int = 0
+    signed: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def redeemed(self) -> int:
+        return self.compute + self.data
+
+    def outcome(self, c: int, d: int) -> int | None:
+        """None when the channel must accept a voucher for (c, d), else the exit code."""
+        if c < self.compute or d < self.data or c + d <= self.redeemed:
+            return ExitCode.STALE_VOUCHER
+        if c + d > self.deposit:
+            return ExitCode.VOUCHER_EXCEEDS_DEPOSIT
+        return None
+
+
+@pytest.fixture
+def pay_snapshot(pay: PayEnv):
+    return pay.bc.snapshot()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=st.integers(1, 5000), steps=st.lists(step, max_size=10), end=final)
+def test_property_money_is_conserved_and_never_overpaid(pay: PayEnv, pay_snapshot, first, steps, end) -> None:
+    pay.bc.load_from(pay_snapshot)
+    ch = pay.channel()
+    before = everyone(pay, ch)
+    client_start, pots_start = balance(pay, pay.client), pots(pay)
+    book = Book(deposit=first * MILLI)
+    ch, res = pay.open_channel(book.deposit)
+    client_traces, router_traces = [res], []
+
+    def redeem(c: int, d: int) -> None:
+        res = pay.redeem(ch, pay.voucher(ch, c, d))
+        router_traces.append(res)
+        code = book.outcome(c, d)
+        if code is None:
+            find_tx(res, from_=ch.address, to=pay.pool.address, op=Op.DEPOSIT_REVENUE, success=True)
+            book.compute, book.data = c, d
+        else:
+            rejected(res, ch.address, code)
+
+    def check() -> None:
+        data = pay.channel_data(ch)
+        assert (data.deposit, data.redeemed_compute, data.redeemed_data) == (book.deposit, book.compute, book.data)
+        assert data.redeemed <= data.deposit
+        assert balance(pay, ch) >= data.unredeemed  # the rest of the deposit is still there
+        assert pots(pay) == (pots_start[0] + book.compute, pots_start[1] + book.data)
+
+    for s in steps:
+        if s[0] == "deposit":
+            res = deposit(pay, ch, s[1] * MILLI + CHANNEL_DEPOSIT_FEE)
+            client_traces.append(res)
+            find_tx(res, to=ch.address, op=Op.DEPOSIT, success=True)
+            book.deposit += s[1] * MILLI
+        elif s[0] == "sign":
+            last = book.signed[-1] if book.signed else (0, 0)
+            book.signed.append((last[0] + s[1] * MILLI, last[1] + s[2] * MILLI))
+        elif book.signed:
+            redeem(*book.signed[s[1] % len(book.signed)] if s[1] >= 0 else book.signed[-1])
+        check()
+
+    newest = book.signed[-1] if book.signed else (book.compute, book.data)
+    if end[0] == "cooperative":
+        # the router approves the newest totals if they are payable, else what was redeemed
+        c, d = newest if book.outcome(*newest) is None else (book.compute, book.data)
+        if end[1] and book.outcome(*newest) is None:  # sometimes the router redeems it first
+            redeem(c, d)
+        res = coop_close(pay, ch, c, d)
+        client_traces.append(res)
+        find_tx(res, to=ch.address, op=Op.COOPERATIVE_CLOSE, success=True)
+        book.compute, book.data = c, d
+    else:
+        client_traces.append(start_close(pay, ch))
+        if end[1]:
+            pay.bc.advance(CLOSE_DELAY // 2)
+            redeem(*newest)  # the router may still redeem during the delay
+        pay.bc.advance(CLOSE_DELAY)
+        res = finish_close(pay, ch)
+        client_traces.append(res)
+        find_tx(res, from_=ch.address, to=pay.client.address, op=Op.RECEIVE_REFUND, success=True)
+
+    # closed, nothing left on it, the pool holds exactly what was redeemed
+    assert pay.channel_data(ch).state == ChannelState.CLOSED and balance(pay, ch) == 0
+    assert pots(pay) == (pots_start[0] + book.compute, pots_start[1] + book.data)
+    assert book.redeemed <= book.deposit
+    # every nanoTON is accounted for: balance changes + fees of all traces sum to zero
+    everything = merged(*client_traces, *router_traces)
+    assert_conserved(pay, everything, before)
+    after = everyone(pay, ch)
+    pool = raw(pay.pool.address)
+    assert after[pool] - before[pool] >= book.redeemed  # the pool got the money behind its pots
+    assert after[raw(pay.router.address)] <= before[raw(pay.router.address)]  # nothing to the router
+    # the client paid what was redeemed plus the costs of its own operations (and the channel's
+    # storage during the router's): never more
+    own = sum(t.total_fees + sum(m.fwd_fee for m in t.out_messages) for r in client_traces for t in r.transactions)
+    storage = sum(t.summary.storage_fees for r in router_traces for t in r.transactions if t.dst == raw(ch.address))
+    client_loss = client_start - balance(pay, pay.client)
+    assert book.redeemed <= client_loss <= book.redeemed + own + storage + POOL_DEPOSIT_FEE
