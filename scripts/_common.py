@@ -33,7 +33,7 @@ class ScriptError(ChainError):
 
 
 def parse_ton(text: str | int | float, what: str = "amount") -> int:
-    """"1.5" TON → nanoTON, exactly.
+    """ "1.5" TON → nanoTON, exactly.
 
     Raises:
         ConfigError: not a non-negative number.
@@ -108,8 +108,11 @@ async def follow(sent: SentMessage, *, depth: int = 4, timeout: float = 60.0) ->
                 progress(f"waiting for {Address(m.dest).to_str()} to process the message")
                 h = m.hash
                 got = await wait_for_transaction(
-                    chain, m.dest, lambda t, h=h: t.in_msg is not None and t.in_msg.hash == h,
-                    after_lt=m.created_lt, timeout=timeout,
+                    chain,
+                    m.dest,
+                    lambda t, h=h: t.in_msg is not None and t.in_msg.hash == h,
+                    after_lt=m.created_lt,
+                    timeout=timeout,
                 )
                 out.append(got)
                 nxt.append(got)
@@ -118,8 +121,9 @@ async def follow(sent: SentMessage, *, depth: int = 4, timeout: float = 60.0) ->
             break
     for tx in out:
         if not tx.compute_skipped and tx.exit_code not in (0, 1):
-            raise ScriptError(f"refused by {Address(tx.address).to_str()}: {explain(tx.exit_code or 0)}",
-                              exit_code=tx.exit_code)
+            raise ScriptError(
+                f"refused by {Address(tx.address).to_str()}: {explain(tx.exit_code or 0)}", exit_code=tx.exit_code
+            )
         if tx.op == int(Op.REFUSE_REGISTRATION) and tx.in_msg is not None:
             reason = RefuseRegistration.from_cell(tx.in_msg.body).reason
             raise ScriptError(f"registration refused: {explain(reason)}", exit_code=reason)

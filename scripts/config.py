@@ -116,12 +116,19 @@ async def run(provider: NetworkProvider, args: list[str]) -> Any:
         sent = await root.send_set_prices(rp, via, value=v, compute_unit_price=ns.compute, data_unit_price=ns.data)
     elif w == "splits":
         sent = await root.send_set_splits(
-            rp, via, value=v, compute=ComputeSplit(*_four(ns.compute, "--compute")),
+            rp,
+            via,
+            value=v,
+            compute=ComputeSplit(*_four(ns.compute, "--compute")),
             data=DataSplit(*_four(ns.data, "--data")),
         )
     elif w == "role":
         sent = await root.send_set_role_params(
-            rp, via, value=v, role=Role[ns.role.upper()], min_stake=parse_ton(ns.min_stake, "--min-stake"),
+            rp,
+            via,
+            value=v,
+            role=Role[ns.role.upper()],
+            min_stake=parse_ton(ns.min_stake, "--min-stake"),
             cooldown=ns.cooldown,
         )
     elif w == "close-delay":
@@ -133,26 +140,31 @@ async def run(provider: NetworkProvider, args: list[str]) -> Any:
     elif w in ("allow", "disallow"):
         h = _hex(ns.model or ns.image, "--model/--image")
         fn = {
-            ("allow", True): root.send_add_model_hash, ("allow", False): root.send_add_image_hash,
-            ("disallow", True): root.send_remove_model_hash, ("disallow", False): root.send_remove_image_hash,
+            ("allow", True): root.send_add_model_hash,
+            ("allow", False): root.send_add_image_hash,
+            ("disallow", True): root.send_remove_model_hash,
+            ("disallow", False): root.send_remove_image_hash,
         }[(w, ns.model is not None)]
         sent = await fn(rp, via, value=v, hash=h)
     elif w == "validators":
         keys = [_hex(k, "--keys") for k in ns.keys.split(",") if k]
         sent = await root.send_set_validators(rp, via, value=v, validators=keys, threshold=ns.threshold)
     else:  # router
-        sent = await root.send_set_router(rp, via, value=v, router=_addr(ns.address, "--address"),
-                                          endpoint=ns.endpoint)
+        sent = await root.send_set_router(rp, via, value=v, router=_addr(ns.address, "--address"), endpoint=ns.endpoint)
     await follow(sent)
     params = await root.get_params(rp)
     splits = await root.get_split_tables(rp)
-    print(table([
-        ("treasury", params.treasury.to_str()),
-        ("reward pool", params.reward_pool.to_str() if params.reward_pool else "-"),
-        ("prices (compute/data)", f"{params.compute_unit_price} / {params.data_unit_price} nanoTON"),
-        ("close delay", f"{params.close_delay} s"),
-        ("compute split", str(list(vars(splits.compute).values()))),
-        ("data split", str(list(vars(splits.data).values()))),
-        ("fee attached", fmt_ton(v)),
-    ]))
+    print(
+        table(
+            [
+                ("treasury", params.treasury.to_str()),
+                ("reward pool", params.reward_pool.to_str() if params.reward_pool else "-"),
+                ("prices (compute/data)", f"{params.compute_unit_price} / {params.data_unit_price} nanoTON"),
+                ("close delay", f"{params.close_delay} s"),
+                ("compute split", str(list(vars(splits.compute).values()))),
+                ("data split", str(list(vars(splits.data).values()))),
+                ("fee attached", fmt_ton(v)),
+            ]
+        )
+    )
     return params

@@ -1,10 +1,19 @@
-"""`cocoon deploy`: deploy the foundation's Root with parameters from a TOML file (idempotent).
+"""`cocoon deploy`: deploy the foundation's Root and RewardPool from a TOML file (idempotent).
 
     cocoon deploy --network localnet --params foundation.toml
 
-The deploying wallet is the owner. Root's address is a function of its code and initial
-parameters, so a second run with the same file finds the deployed Root and says so.
-RewardPool is not deployed: its contract does not exist yet (Root is configured without one).
+The deploying wallet is the owner. Four steps, each skipped when the chain already shows
+its result, so a second run with the same file finds everything in place and says so:
+
+1. Root, deployed with the Provider, Channel and RewardPool codes and *no* reward pool:
+   its address is a function of its code and initial parameters only.
+2. The RewardPool at the address derived from Root's (`RewardPoolConfig(root)`), deployed
+   with an empty body and its StateInit.
+3. `SetRewardPool` (owner only): Root names the pool in every role's terms and in the
+   channel terms it hands out.
+4. `PushPoolConfig` (anyone): Root sends its split tables, validator set and treasury to
+   the pool; repeated whenever Root's version is newer than the pool's copy (after a
+   `cocoon config set`, a deploy run brings the pool up to date).
 
 Parameter file (every key optional; amounts in TON as strings, prices in nanoTON):
 
@@ -26,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +47,29 @@ from offchain.ton.network import NetworkProvider
 from scripts._common import ScriptError, fmt_ton, follow, parse_ton, progress, require_balance, table
 from wrappers.messages import ComputeSplit, DataSplit
 from wrappers.provider import Role
+from wrappers.reward_pool import POOL_STORAGE_RESERVE, RewardPool, RewardPoolConfig
 from wrappers.root import RoleParams, Root, RootConfig, _default_roles, root_config_to_cell
 
-__all__ = ["load_params", "root_config", "run"]
+__all__ = ["Deployment", "load_params", "root_config", "run"]
 
 DEPLOY_VALUE = "1"
+POOL_DEPLOY_VALUE = 2 * POOL_STORAGE_RESERVE  # the pool's storage reserve, and some to spare
+OWNER_OP_VALUE = 50_000_000  # SetRewardPool / PushPoolConfig; the excess comes back
+GAS_MARGIN = 10**8
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What a deploy run leaves on chain: Root, its RewardPool and the pool's config version."""
+
+    root: Root
+    pool: RewardPool
+    root_version: int
+    pool_config_version: int  # -1: the pool has no config yet
+
+    @property
+    def configured(self) -> bool:
+        return self.pool_config_version == self.root_version
 
 
 def load_params(path: Path | None) -> dict[str, Any]:
@@ -95,6 +123,9 @@ def root_config(params: dict[str, Any], owner: Address) -> RootConfig:
         owner=owner,
         treasury=treasury,
         provider_code=code_cell("Provider"),
+        channel_code=code_cell("Channel"),
+        reward_pool_code=code_cell("RewardPool"),
+        reward_pool=None,  # set after deploy: the pool's address depends on Root's
         compute_unit_price=int(params.get("compute_unit_price", 0)),
         data_unit_price=int(params.get("data_unit_price", 0)),
         roles=roles,
@@ -133,33 +164,86 @@ def _param_rows(config: RootConfig) -> list[tuple[str, str]]:
     return rows
 
 
-async def run(provider: NetworkProvider, args: list[str]) -> Root:
-    """Deploy Root (or find it); returns the Root wrapper.
+async def _state(provider: NetworkProvider, root: Root, pool: RewardPool) -> tuple[Address | None, int, int]:
+    """(Root's reward pool, Root's version, the pool's config version or -1)."""
+    rp = provider.open(root)
+    params = await root.get_params(rp)
+    version = (await root.get_root_data(rp)).version
+    pool_version = -1
+    if await provider.is_contract_deployed(pool.address):
+        pool_version = (await pool.get_pool_data(provider.open(pool))).config_version
+    return params.reward_pool, version, pool_version
+
+
+async def run(provider: NetworkProvider, args: list[str]) -> Deployment:
+    """Deploy Root and its RewardPool and configure them (or find them so); returns the result.
 
     Raises:
-        ScriptError: not enough balance, or the deploy was refused.
+        ScriptError: not enough balance, a step was refused (e.g. the wallet is not the owner
+            of an existing Root), or an account did not become active.
         ConfigError: bad parameters.
     """
     ap = argparse.ArgumentParser(prog="cocoon deploy")
     ap.add_argument("--params", type=Path, help="TOML parameter file")
-    ap.add_argument("--value", default=DEPLOY_VALUE, help="TON sent with the deploy (default %(default)s)")
+    ap.add_argument("--value", default=DEPLOY_VALUE, help="TON sent with Root's deploy (default %(default)s)")
     ns = ap.parse_args(args)
     via = provider.sender()
     config = root_config(load_params(ns.params), via.address)
     root = Root.create_from_config(config, code_cell("Root"))
-    print(f"Root     {root.address.to_str()}  ({provider.network})")
-    print(table(_param_rows(config)))
+    pool = RewardPool.create_from_config(RewardPoolConfig(root.address), code_cell("RewardPool"))
+    print(f"Root        {root.address.to_str()}  ({provider.network})")
+    print(f"RewardPool  {pool.address.to_str()}")
+    done: list[str] = []
+
     if await provider.is_contract_deployed(root.address):
-        print("Root is already deployed with these parameters: nothing to do")
-        return root
-    value = parse_ton(ns.value, "--value")
-    await require_balance(provider, value + 10**8, "deploying Root")
-    progress(f"sending the deploy from {via.address.to_str()}")
-    sent = await root.send_deploy(provider.open(root), via, value=value)
-    await follow(sent)
-    await provider.wait_for_deploy(root.address, timeout=60)
-    if not await provider.is_contract_deployed(root.address):
-        raise ScriptError(f"Root {root.address.to_str()} did not become active")
-    print(f"Root deployed at {root.address.to_str()}")
-    print("RewardPool: not deployed (no RewardPool contract yet)")
-    return root
+        print("Root is already deployed with these parameters")
+    else:
+        value = parse_ton(ns.value, "--value")
+        await require_balance(provider, value + POOL_DEPLOY_VALUE + 2 * OWNER_OP_VALUE + GAS_MARGIN, "deploying Root")
+        progress(f"sending Root's deploy from {via.address.to_str()}")
+        await follow(await root.send_deploy(provider.open(root), via, value=value))
+        await provider.wait_for_deploy(root.address, timeout=60)
+        if not await provider.is_contract_deployed(root.address):
+            raise ScriptError(f"Root {root.address.to_str()} did not become active")
+        print(f"Root deployed at {root.address.to_str()}")
+        done.append("root")
+
+    if await provider.is_contract_deployed(pool.address):
+        print("RewardPool is already deployed")
+    else:
+        await require_balance(provider, POOL_DEPLOY_VALUE + GAS_MARGIN, "deploying the RewardPool")
+        progress("sending the RewardPool's deploy")
+        await follow(await pool.send_deploy(provider.open(pool), via, value=POOL_DEPLOY_VALUE))
+        await provider.wait_for_deploy(pool.address, timeout=60)
+        print(f"RewardPool deployed at {pool.address.to_str()}")
+        done.append("pool")
+
+    reward_pool, version, pool_version = await _state(provider, root, pool)
+    if reward_pool != pool.address:
+        await require_balance(provider, OWNER_OP_VALUE + GAS_MARGIN, "setting Root's reward pool")
+        progress("setting Root's reward pool (owner only)")
+        await follow(
+            await root.send_set_reward_pool(provider.open(root), via, value=OWNER_OP_VALUE, reward_pool=pool.address)
+        )
+        reward_pool, version, pool_version = await _state(provider, root, pool)
+        print(f"Root's reward pool set (Root version {version})")
+        done.append("set")
+    if pool_version != version:
+        await require_balance(provider, OWNER_OP_VALUE + GAS_MARGIN, "pushing the pool config")
+        progress(f"pushing Root's config version {version} to the pool (it has {pool_version})")
+        await follow(await root.send_push_pool_config(provider.open(root), via, value=OWNER_OP_VALUE))
+        reward_pool, version, pool_version = await _state(provider, root, pool)
+        if pool_version != version:
+            raise ScriptError(f"the pool did not adopt Root's config version {version} (it has {pool_version})")
+        print(f"pool config pushed (version {pool_version})")
+        done.append("push")
+
+    rows = [
+        *_param_rows(config),
+        ("reward pool", pool.address.to_str()),
+        ("pool config version", f"{pool_version if pool_version >= 0 else 'none'} (Root version {version})"),
+    ]
+    print(table(rows))
+    if not done:
+        print("Root and RewardPool are already deployed and configured: nothing to do")
+    return Deployment(root=root, pool=pool, root_version=version, pool_config_version=pool_version)

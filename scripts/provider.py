@@ -1,29 +1,39 @@
-"""`cocoon provider ...`: register a Provider with Root, inspect it, unstake, withdraw.
+"""`cocoon provider ...`: register a Provider with Root, inspect it, unstake, withdraw, claim.
 
     cocoon provider register --root EQ... --role router --stake 10 --endpoint wss://r1.example.org
     cocoon provider status   --root EQ... --role router
     cocoon provider unstake  --root EQ... --role router
     cocoon provider withdraw --root EQ... --role router [--amount 5]
-    cocoon provider claim    --root EQ... --role gpu
+    cocoon provider claim    --root EQ... --role gpu --proof proof.json [--value 0.1]
 
 The wallet is the Provider's owner (one Provider per owner and role). `--root` defaults to
 `COCOON_ROOT`. Each command checks what it can before sending (balance, minimum stake,
 cooldown) and turns an on-chain refusal into one line.
+
+A claim's proof file is what the epoch's router publishes for each provider
+(`MerkleProof.to_json()`): `{"cumulative": int, "index": int, "depth": int, "siblings":
+[[sum, "hex hash"], ...]}`, optionally with `"provider"` and `"role"` naming the leaf, in
+which case the script checks it against the pool's current root before sending. The pool
+pays `cumulative - claimed` to the owner; the Provider records the new total.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from pytoniq_core import Address
 
-from offchain.errors import ConfigError
+from offchain.errors import ConfigError, InvalidMessage
+from offchain.protocol.merkle import ClaimProof, proof_from_json
 from offchain.ton.network import NetworkProvider
-from scripts._common import ScriptError, fmt_ton, follow, parse_ton, progress, require_balance, table
+from scripts._common import ScriptError, explain, fmt_ton, follow, parse_ton, progress, require_balance, table
+from wrappers.opcodes import Op
 from wrappers.provider import (
     PROVIDER_OP_FEE,
     PROVIDER_STORAGE_RESERVE,
@@ -33,9 +43,12 @@ from wrappers.provider import (
     ProviderData,
     Role,
 )
+from wrappers.reward_pool import CLAIM_FEE, RewardPool
 from wrappers.root import Root
 
 __all__ = ["run"]
+
+CLAIM_VALUE = "0.1"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,7 +65,86 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--image", help="attested image hash, hex (gpu providers)")
         if name == "withdraw":
             p.add_argument("--amount", help="TON to withdraw (default: everything unlocked)")
+        if name == "claim":
+            p.add_argument("--proof", required=True, type=Path, help="the epoch's proof for this Provider (JSON)")
+            p.add_argument(
+                "--value",
+                default=CLAIM_VALUE,
+                help="TON attached; the unspent part comes back with the reward (default %(default)s, at least 0.05)",
+            )
     return ap
+
+
+def _load_proof(path: Path) -> ClaimProof:
+    """The claim proof in `path`.
+
+    Raises:
+        ConfigError: unreadable, not JSON, or not a proof.
+    """
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--proof {path}: {err}") from err
+    try:
+        return proof_from_json(doc)
+    except InvalidMessage as err:
+        raise ConfigError(f"--proof {path}: {err}") from err
+
+
+async def _claim(provider: NetworkProvider, p: Provider, role: Role, ns: argparse.Namespace) -> None:
+    """Send ClaimReward with the proof in `ns.proof`, wait for the pool's answer, print the reward.
+
+    Raises:
+        ScriptError: nothing to claim, no reward pool, or the claim was refused ("claim
+            refused: invalid proof (exit code ...)").
+        ConfigError: a bad proof file, or one for another Provider.
+    """
+    d = await _data(provider, p)
+    proof = _load_proof(ns.proof)
+    if proof.provider is not None and proof.provider != p.address:
+        raise ConfigError(f"--proof is for {proof.provider.to_str()}, not this Provider {p.address.to_str()}")
+    if proof.role is not None and proof.role != role:
+        raise ConfigError(f"--proof is for role {Role(proof.role).name.lower()}, not {role.name.lower()}")
+    if d.reward_pool is None:
+        raise ScriptError("claim refused: this Provider's terms name no reward pool")
+    if proof.cumulative <= d.claimed:
+        raise ScriptError(
+            f"nothing to claim: the proof's total {fmt_ton(proof.cumulative)} "
+            f"is not above the claimed {fmt_ton(d.claimed)}"
+        )
+    value = parse_ton(ns.value, "--value")
+    if value < CLAIM_FEE:
+        raise ConfigError(f"--value must be at least {fmt_ton(CLAIM_FEE)}")
+    if proof.provider is not None and proof.role is not None:  # check before paying for a refusal
+        pool = RewardPool.create_from_address(d.reward_pool)
+        pd = await pool.get_pool_data(provider.open(pool))
+        if not proof.verify(pd.merkle_root.to_bytes(32, "big"), pd.root_total):
+            raise ScriptError(f"claim refused: invalid proof (not in the pool's epoch {pd.epoch} tree; nothing sent)")
+    await require_balance(provider, value + 10**8, "claiming")
+    progress(f"claiming up to {fmt_ton(proof.cumulative)} (claimed so far {fmt_ton(d.claimed)})")
+    sent = await p.send_claim_reward(
+        provider.open(p),
+        provider.sender(),
+        cumulative=proof.cumulative,
+        index=proof.index,
+        depth=proof.depth,
+        proof=proof.to_cell(),
+        value=value,
+    )
+    try:
+        txs = await follow(sent)
+    except ScriptError as err:
+        if err.exit_code is None:
+            raise
+        raise ScriptError(
+            f"claim refused: {explain(err.exit_code)} (exit code {err.exit_code})", exit_code=err.exit_code
+        ) from err
+    after = await _data(provider, p)
+    received = sum(t.value for t in txs if t.op == int(Op.RECEIVE_REWARD))
+    print(
+        f"reward {fmt_ton(after.claimed - d.claimed)} claimed (received {fmt_ton(received)} with the unspent "
+        f"value); claimed total {fmt_ton(after.claimed)}"
+    )
 
 
 async def _provider(provider: NetworkProvider, root: Root, role: Role) -> Provider:
@@ -111,13 +203,21 @@ async def run(provider: NetworkProvider, args: list[str]) -> Any:
             raise ScriptError(f"already registered: {p.address.to_str()}")
         value = stake + REGISTER_FEE + PROVIDER_STORAGE_RESERVE
         await require_balance(provider, value + 10**8, f"registering with {fmt_ton(stake)} stake")
-        node_key = int(ns.node_key, 16) if ns.node_key else int.from_bytes(
-            hashlib.sha256(b"cocoon-node" + via.address.hash_part).digest(), "big"
+        node_key = (
+            int(ns.node_key, 16)
+            if ns.node_key
+            else int.from_bytes(hashlib.sha256(b"cocoon-node" + via.address.hash_part).digest(), "big")
         )
         progress(f"registering {ns.role} provider with Root {root.address.to_str()}")
         sent = await root.send_register_provider(
-            provider.open(root), via, value=value, role=role, stake=stake, node_key=node_key,
-            endpoint=ns.endpoint, image_hash=int(ns.image, 16) if ns.image else None,
+            provider.open(root),
+            via,
+            value=value,
+            role=role,
+            stake=stake,
+            node_key=node_key,
+            endpoint=ns.endpoint,
+            image_hash=int(ns.image, 16) if ns.image else None,
         )
         await follow(sent)
         await provider.wait_for_deploy(p.address, timeout=60)
@@ -140,7 +240,7 @@ async def run(provider: NetworkProvider, args: list[str]) -> Any:
         progress(f"withdrawing {fmt_ton(amount)}")
         await follow(await p.send_withdraw(pp, via, value=WITHDRAW_FEE, amount=amount))
     elif ns.action == "claim":
-        raise ScriptError("claim needs the RewardPool contract, which is not deployed yet")
+        await _claim(provider, p, role, ns)
 
     d = await _data(provider, p)
     print(table(_status_rows(p, d)))

@@ -20,22 +20,32 @@ slot is the constant `EMPTY`, sum 0), and identical empty subtrees are hashed on
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pytoniq_core import Address, Cell, begin_cell
 
+from offchain.errors import InvalidMessage
+
 __all__ = [
     "EMPTY_LEAF_HASH",
+    "MAX_PROOF_DEPTH",
     "MAX_TOTAL",
+    "ClaimProof",
     "Leaf",
     "MerkleProof",
     "MerkleSumTree",
     "Role",
     "leaf_hash",
     "node_hash",
+    "proof_cell_from_json",
+    "proof_from_json",
+    "siblings_to_cell",
 ]
 
 MAX_TOTAL = (1 << 128) - 1
+MAX_PROOF_DEPTH = 64  # the deepest proof the RewardPool walks (wrappers.reward_pool.MAX_PROOF_DEPTH)
 
 
 class Role:
@@ -105,21 +115,143 @@ class MerkleProof:
 
     def to_cell(self) -> Cell:
         """The sibling chain as the contract reads it: two (sum, hash) pairs per cell."""
-        cell: Cell | None = None
-        pairs = list(self.siblings)
-        chunks = [pairs[i : i + 2] for i in range(0, len(pairs), 2)]
-        for chunk in reversed(chunks):
-            b = begin_cell()
-            for h, s in chunk:
-                b.store_uint(s, 128).store_bytes(h)
-            if cell is not None:
-                b.store_ref(cell)
-            cell = b.end_cell()
-        return cell if cell is not None else Cell.empty()
+        return siblings_to_cell(self.siblings)
+
+    def to_json(self) -> dict[str, Any]:
+        """The proof as a provider's claim file (`cocoon provider claim --proof FILE`).
+
+        `cumulative`, `index`, `depth` and `siblings` (`[sum, "hex hash"]`, leaf level first)
+        are what a claim sends; `provider` (raw address) and `role` name the leaf, so a tool
+        can check the file belongs to the claiming Provider. `proof_from_json` reads it back.
+        """
+        return {
+            "provider": self.leaf.provider.to_str(is_user_friendly=False),
+            "role": self.leaf.role,
+            "cumulative": self.leaf.total,
+            "index": self.index,
+            "depth": self.depth,
+            "siblings": [[s, h.hex()] for h, s in self.siblings],
+        }
 
     def size_bytes(self) -> int:
         """Bytes of the proof as sent on chain: 48 per sibling plus the index (4)."""
         return 48 * self.depth + 4
+
+
+def siblings_to_cell(siblings: Sequence[tuple[bytes, int]]) -> Cell:
+    """A sibling chain `(hash, sum)`, leaf level first, as the RewardPool walks it: two
+    `(sum: uint128, hash: bits256)` pairs per cell, the next cell in the first reference."""
+    cell: Cell | None = None
+    pairs = list(siblings)
+    chunks = [pairs[i : i + 2] for i in range(0, len(pairs), 2)]
+    for chunk in reversed(chunks):
+        b = begin_cell()
+        for h, s in chunk:
+            b.store_uint(s, 128).store_bytes(h)
+        if cell is not None:
+            b.store_ref(cell)
+        cell = b.end_cell()
+    return cell if cell is not None else Cell.empty()
+
+
+@dataclass(frozen=True)
+class ClaimProof:
+    """What a claim sends, read from a proof file: the leaf's total, its index, the siblings.
+
+    `provider` and `role` are set when the file names its leaf (files from `to_json` do).
+    """
+
+    cumulative: int
+    index: int
+    siblings: tuple[tuple[bytes, int], ...]
+    provider: Address | None = None
+    role: int | None = None
+
+    @property
+    def depth(self) -> int:
+        return len(self.siblings)
+
+    def to_cell(self) -> Cell:
+        return siblings_to_cell(self.siblings)
+
+    def leaf(self) -> Leaf:
+        """The leaf this proof is for.
+
+        Raises:
+            InvalidMessage: the file did not name its provider and role.
+        """
+        if self.provider is None or self.role is None:
+            raise InvalidMessage("the proof does not name its provider and role")
+        return Leaf(self.provider, self.role, self.cumulative)
+
+    def verify(self, root_hash: bytes, root_total: int) -> bool:
+        """Whether this proof reaches (root_hash, root_total); needs `provider` and `role`."""
+        return MerkleProof(self.leaf(), self.index, self.siblings).verify(root_hash, root_total)
+
+
+def _int(doc: Mapping[str, Any], key: str, bits: int) -> int:
+    value = doc.get(key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidMessage(f"proof: {key!r} must be an integer, got {value!r}")
+    if not 0 <= value < 1 << bits:
+        raise InvalidMessage(f"proof: {key!r} = {value} does not fit in uint{bits}")
+    return value
+
+
+def proof_from_json(doc: Mapping[str, Any]) -> ClaimProof:
+    """Read a proof file (the shape `MerkleProof.to_json` writes).
+
+    Required keys: `cumulative`, `index`, `depth`, `siblings` (`[[sum, "hex hash"], ...]`,
+    leaf level first, `depth` of them); optional: `provider` (any address form), `role`.
+
+    Raises:
+        InvalidMessage: a key is missing or malformed, or the numbers do not fit the claim's
+            fields (uint128 sums and total, uint32 index below 2^depth, depth <= 64).
+    """
+    if not isinstance(doc, Mapping):
+        raise InvalidMessage("proof: expected a JSON object")
+    cumulative = _int(doc, "cumulative", 128)
+    index = _int(doc, "index", 32)
+    depth = _int(doc, "depth", 8)
+    raw_siblings = doc.get("siblings")
+    if not isinstance(raw_siblings, list):
+        raise InvalidMessage("proof: 'siblings' must be a list of [sum, hex hash] pairs")
+    if depth != len(raw_siblings):
+        raise InvalidMessage(f"proof: depth {depth} but {len(raw_siblings)} siblings")
+    if depth > MAX_PROOF_DEPTH:
+        raise InvalidMessage(f"proof: depth {depth} exceeds {MAX_PROOF_DEPTH}")
+    if index >> depth:
+        raise InvalidMessage(f"proof: index {index} does not fit a tree of depth {depth}")
+    siblings: list[tuple[bytes, int]] = []
+    for n, pair in enumerate(raw_siblings):
+        if not (isinstance(pair, list | tuple) and len(pair) == 2):
+            raise InvalidMessage(f"proof: sibling {n} must be [sum, hex hash]")
+        s = _int({"sum": pair[0]}, "sum", 128)
+        try:
+            h = bytes.fromhex(str(pair[1]).removeprefix("0x"))
+        except ValueError as err:
+            raise InvalidMessage(f"proof: sibling {n} hash is not hex") from err
+        if len(h) != 32:
+            raise InvalidMessage(f"proof: sibling {n} hash has {len(h)} bytes, not 32")
+        siblings.append((h, s))
+    provider = None
+    if doc.get("provider") is not None:
+        try:
+            provider = Address(str(doc["provider"]))
+        except Exception as err:
+            raise InvalidMessage(f"proof: provider {doc['provider']!r} is not an address") from err
+    role = _int(doc, "role", 8) if doc.get("role") is not None else None
+    return ClaimProof(cumulative, index, tuple(siblings), provider, role)
+
+
+def proof_cell_from_json(doc: Mapping[str, Any]) -> tuple[int, int, int, Cell]:
+    """`(cumulative, index, depth, proof cell)` for `Provider.claim_reward_body` from a proof file.
+
+    Raises:
+        InvalidMessage: as `proof_from_json`.
+    """
+    p = proof_from_json(doc)
+    return p.cumulative, p.index, p.depth, p.to_cell()
 
 
 class MerkleSumTree:

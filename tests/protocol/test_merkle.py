@@ -89,3 +89,61 @@ def test_property_sum_and_proofs(totals):
     assert tree.root_total == sum(totals)
     for i in range(0, len(lv), max(1, len(lv) // 5)):
         assert tree.proof(i).verify(tree.root_hash, tree.root_total)
+
+
+# ---- proof files (`cocoon provider claim --proof FILE`) -----------------------------------
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 50])
+def test_proof_json_round_trips_to_the_same_cell(n):
+    import json
+
+    from offchain.protocol.merkle import proof_cell_from_json, proof_from_json
+
+    tree = MerkleSumTree(leaves(n))
+    for i in {0, n // 2, n - 1}:
+        proof = tree.proof(i)
+        doc = json.loads(json.dumps(proof.to_json()))  # through real JSON text
+        assert doc["cumulative"] == proof.leaf.total and doc["depth"] == proof.depth == len(doc["siblings"])
+        cumulative, index, depth, cell = proof_cell_from_json(doc)
+        assert (cumulative, index, depth) == (proof.leaf.total, proof.index, proof.depth)
+        assert cell.hash == proof.to_cell().hash
+        back = proof_from_json(doc)
+        assert back.provider == proof.leaf.provider and back.role == proof.leaf.role
+        assert back.verify(tree.root_hash, tree.root_total)
+
+
+def test_proof_json_without_the_leaf_still_gives_the_claim_fields():
+    from offchain.errors import InvalidMessage
+    from offchain.protocol.merkle import proof_from_json
+
+    proof = MerkleSumTree(leaves(4)).proof(2)
+    doc = {k: v for k, v in proof.to_json().items() if k not in ("provider", "role")}
+    got = proof_from_json(doc)
+    assert got.provider is None and got.to_cell().hash == proof.to_cell().hash
+    with pytest.raises(InvalidMessage, match="provider and role"):
+        got.leaf()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"cumulative": -1}, "does not fit in uint128"),
+        ({"cumulative": "12"}, "must be an integer"),
+        ({"index": 4}, "does not fit a tree of depth 2"),
+        ({"depth": 3}, "depth 3 but 2 siblings"),
+        ({"siblings": "nope"}, "must be a list"),
+        ({"siblings": [[1, "00" * 32], [2]]}, "sibling 1 must be"),
+        ({"siblings": [[1, "zz" * 32], [2, "00" * 32]]}, "not hex"),
+        ({"siblings": [[1, "00" * 31], [2, "00" * 32]]}, "31 bytes"),
+        ({"siblings": [[1 << 128, "00" * 32], [2, "00" * 32]]}, "uint128"),
+        ({"provider": "not an address"}, "not an address"),
+    ],
+)
+def test_malformed_proof_files_are_refused(change, message):
+    from offchain.errors import InvalidMessage
+    from offchain.protocol.merkle import proof_from_json
+
+    doc = {**MerkleSumTree(leaves(4)).proof(1).to_json(), **change}
+    with pytest.raises(InvalidMessage, match=message):
+        proof_from_json(doc)
