@@ -60,23 +60,15 @@ def test_compile_error_has_file_and_line(tmp_path):
     assert "contracts/my_thing.tolk:3:" in err.value.compiler_message
 
 
+def _cli_build(contracts: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "offchain.cli", "build", "--contracts-dir", str(contracts), "--out-dir", str(out)]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
 def test_cli_build_fails_nonzero_with_compiler_message(tmp_path):
     contracts = _project(tmp_path)
     (contracts / "broken.tolk").write_text("tolk 1.3\nfun onInternalMessage(in: InMessage) { return nope; }\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "offchain.cli",
-            "build",
-            "--contracts-dir",
-            str(contracts),
-            "--out-dir",
-            str(tmp_path / "b"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = _cli_build(contracts, tmp_path / "b")
     assert proc.returncode == 1
     assert "contracts/broken.tolk:2:" in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "error: build failed: contracts/broken.tolk"
@@ -84,20 +76,7 @@ def test_cli_build_fails_nonzero_with_compiler_message(tmp_path):
 
 def test_cli_build_prints_hashes(tmp_path):
     contracts = _project(tmp_path)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "offchain.cli",
-            "build",
-            "--contracts-dir",
-            str(contracts),
-            "--out-dir",
-            str(tmp_path / "b"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = _cli_build(contracts, tmp_path / "b")
     assert proc.returncode == 0, proc.stderr
     artifact = json.loads((tmp_path / "b" / "MyThing.compiled.json").read_text())
     assert f"MyThing   {artifact['hash']}" in proc.stdout or artifact["hash"] in proc.stdout

@@ -210,8 +210,11 @@ def _dict_values(cell: PyCell, key_bits: int, out: list[PyCell]) -> None:
     _dict_values(r.ref(), rest - 1, out)
 
 
-def transaction_head(tx: PyCell) -> TxHead:
-    """The eager part: account, lt, statuses and the out-messages (the sandbox's queue needs them)."""
+def _read_header(tx: PyCell) -> tuple[_Bits, TxHead, _Bits]:
+    """Reads the Transaction's root cell and its messages cell: (root reader, head, messages reader).
+
+    The messages reader is left before the `in_msg` bit; the root reader before total_fees.
+    """
     r = _Bits(tx)
     if r.u(4) != 0b0111:
         raise EmulationError("emulator returned something that is not a Transaction")
@@ -223,31 +226,27 @@ def transaction_head(tx: PyCell) -> TxHead:
     orig_status = r.u(2)
     end_status = r.u(2)
     msgs = _Bits(r.ref())
+    has_in = msgs.bit()
+    in_ref = msgs.ref_i
+    if has_in:
+        msgs.ref_i += 1
     out_cells: list[PyCell] = []
     if msgs.bit():
-        msgs.ref_i += 1  # in_msg
-    if msgs.bit():
         _dict_values(msgs.ref(), 15, out_cells)
-    return TxHead(account, lt, now, orig_status, end_status, tuple(_message(c) for c in out_cells))
+    msgs.ref_i = in_ref if has_in else -1  # where the inbound message is, for the full decode
+    head = TxHead(account, lt, now, orig_status, end_status, tuple(_message(c) for c in out_cells))
+    return r, head, msgs
+
+
+def transaction_head(tx: PyCell) -> TxHead:
+    """The eager part: account, lt, statuses and the out-messages (the sandbox's queue needs them)."""
+    return _read_header(tx)[1]
 
 
 def summarize_transaction(tx: PyCell, in_boc: str = "") -> TxSummary:
     """Native summary of a Transaction; `in_boc` is the inbound message's BOC, known to the caller."""
-    r = _Bits(tx)
-    if r.u(4) != 0b0111:
-        raise EmulationError("emulator returned something that is not a Transaction")
-    account = f"0:{r.u(256):064x}"
-    lt = r.u(64)
-    r.skip(256 + 64)  # prev_trans_hash, prev_trans_lt
-    now = r.u(32)
-    r.skip(15)  # outmsg_cnt
-    orig_status = r.u(2)
-    end_status = r.u(2)
-    msgs = _Bits(r.ref())
-    in_msg = _message(msgs.ref(), in_boc) if msgs.bit() else None
-    out_cells: list[PyCell] = []
-    if msgs.bit():
-        _dict_values(msgs.ref(), 15, out_cells)
+    r, head, msgs = _read_header(tx)
+    in_msg = _message(msgs.cs.prefetch_ref(msgs.ref_i), in_boc) if msgs.ref_i >= 0 else None
     total_fees = r.currency()
     r.ref_i += 1  # state_update
     d = _Bits(r.ref())
@@ -313,14 +312,14 @@ def summarize_transaction(tx: PyCell, in_boc: str = "") -> TxSummary:
         destroyed = d.bit()
 
     return TxSummary(
-        account=account,
-        lt=lt,
-        now=now,
-        orig_status=orig_status,
-        end_status=end_status,
+        account=head.account,
+        lt=head.lt,
+        now=head.now,
+        orig_status=head.orig_status,
+        end_status=head.end_status,
         total_fees=total_fees,
         in_msg=in_msg,
-        out_msgs=tuple(_message(c) for c in out_cells),
+        out_msgs=head.out_msgs,
         compute_skipped=compute_skipped,
         compute_success=compute_success,
         exit_code=exit_code,
