@@ -177,13 +177,10 @@ def deployed(session_chain: Blockchain, compiled: Compiled) -> tuple[Snapshot, R
     return bc.snapshot(), root, keys
 
 
-@pytest.fixture
-def env(
-    session_chain: Blockchain, deployed: tuple[Snapshot, Root, list[SigningKey]], compiled: Compiled
-) -> Iterator[Env]:
+def _make_env(session_chain: Blockchain, deployed: tuple[Snapshot, Root, list[SigningKey]], compiled: Compiled) -> Env:
     snap, root, keys = deployed
     session_chain.load_from(snap)
-    yield Env(
+    return Env(
         bc=session_chain,
         codes=compiled,
         owner=session_chain.treasury("foundation"),
@@ -194,22 +191,16 @@ def env(
 
 
 @pytest.fixture
+def env(
+    session_chain: Blockchain, deployed: tuple[Snapshot, Root, list[SigningKey]], compiled: Compiled
+) -> Iterator[Env]:
+    yield _make_env(session_chain, deployed, compiled)
+
+
+@pytest.fixture
 def env_factory(session_chain: Blockchain, deployed: tuple[Snapshot, Root, list[SigningKey]], compiled: Compiled):
     """For hypothesis: a fresh `env` per example (the snapshot is restored each call)."""
-
-    def make() -> Env:
-        snap, root, keys = deployed
-        session_chain.load_from(snap)
-        return Env(
-            bc=session_chain,
-            codes=compiled,
-            owner=session_chain.treasury("foundation"),
-            treasury=session_chain.treasury("protocol-treasury"),
-            root=root,
-            validators=keys,
-        )
-
-    return make
+    return lambda: _make_env(session_chain, deployed, compiled)
 
 
 # ---- the payment stack (Channel, RewardPool) ---------------------------------------------
