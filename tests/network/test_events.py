@@ -33,6 +33,7 @@ from offchain.ton.watcher import (
 )
 from scripts import deploy as deploy_script
 from scripts import provider as provider_script
+from scripts._common import fmt_ton
 from wrappers.channel import CHANNEL_DEPOSIT_FEE, Channel, ChannelConfig
 from wrappers.errors import ExitCode
 from wrappers.events import (
@@ -142,7 +143,7 @@ async def test_payment_flow_yields_typed_events_in_chain_order(net: NetworkProvi
     capsys.readouterr()
     data = await provider_script.run(operator, ["claim", *r, "--proof", str(proof_file)])
     assert data.claimed == split.providers
-    assert f"claimed total {split.providers / TON:g} TON" in capsys.readouterr().out
+    assert f"claimed total {fmt_ton(split.providers)}" in capsys.readouterr().out
 
     # stake more, get slashed by a quorum, unstake, withdraw (cooldown 0)
     pp, op_via = operator.open(prov), operator.sender()

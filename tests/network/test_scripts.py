@@ -3,23 +3,40 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 
 import pytest
+from nacl.signing import SigningKey
 
 from offchain.errors import ConfigError
+from offchain.protocol.epoch import build_report, sign_report, split_revenue
+from offchain.protocol.merkle import Leaf, MerkleSumTree
 from offchain.ton._wallet import localnet_mnemonic
-from scripts._common import ScriptError
+from offchain.ton.network import create_network_provider
+from scripts._common import ScriptError, fmt_ton
 from scripts._runner import run_script_async
-from wrappers.provider import ProviderState
+from wrappers.channel import POOL_DEPOSIT_FEE
+from wrappers.errors import ExitCode
+from wrappers.provider import ProviderState, Role
 
 from .conftest import LocalnetProcess
 
 OWNER, OPERATOR, PAUPER = 4, 5, 41  # localnet wallets; 41 is valid but never funded
+VALIDATORS = [SigningKey(hashlib.sha256(f"cocoon-scripts-validator-{i}".encode()).digest()) for i in range(3)]
+TON = 10**9
 
-PARAMS = """
+
+def pub(k: SigningKey) -> int:
+    return int.from_bytes(bytes(k.verify_key), "big")
+
+
+PARAMS = f"""
 compute_unit_price = 1000
 close_delay = 3600
+validators = [{", ".join(f'"{pub(k):064x}"' for k in VALIDATORS)}]
+threshold = 2
 [roles.router]
 min_stake = "10"
 cooldown = 2
@@ -41,14 +58,41 @@ async def script(net: LocalnetProcess, name: str, args: list[str], wallet: int):
     return await run_script_async(name, ["--network", "localnet", "--url", net.url, *args], env=env_for(wallet))
 
 
-async def test_deploy_is_idempotent(localnet: LocalnetProcess, params, capsys) -> None:
-    root = await script(localnet, "deploy", ["--params", str(params)], OWNER)
+async def test_deploy_is_idempotent_and_configures_the_pool(localnet: LocalnetProcess, params, capsys) -> None:
+    dep = await script(localnet, "deploy", ["--params", str(params)], OWNER)
+    root, pool = dep.root, dep.pool
     out = capsys.readouterr().out
     assert f"Root deployed at {root.address.to_str()}" in out or "already deployed" in out
     assert "min stake 10 TON, cooldown 2 s" in out
+    assert f"reward pool             {pool.address.to_str()}" in out
+    assert f"pool config version     {dep.root_version} (Root version {dep.root_version})" in out
+    assert dep.configured and dep.pool_config_version >= 1  # SetRewardPool bumped Root's version
+    async with await create_network_provider("localnet", env={}, base_url=localnet.url) as net:
+        assert (await root.get_params(net.open(root))).reward_pool == pool.address
+        assert (await root.get_role_params(net.open(root), Role.GPU)).reward_pool == pool.address
+        pool_data = await pool.get_pool_data(net.open(pool))
+        assert pool_data.root == root.address and pool_data.config_version == dep.root_version
+        cfg = await pool.get_pool_config(net.open(pool))
+        assert cfg.threshold == 2 and set(cfg.validators) == {pub(k) for k in VALIDATORS}
     again = await script(localnet, "deploy", ["--params", str(params)], OWNER)
-    assert again.address == root.address
-    assert "already deployed" in capsys.readouterr().out
+    assert (again.root.address, again.pool.address, again.pool_config_version) == (
+        root.address,
+        pool.address,
+        dep.pool_config_version,
+    )
+    out = capsys.readouterr().out
+    assert "Root and RewardPool are already deployed and configured: nothing to do" in out
+    assert "pushing" not in out and "deployed at" not in out
+
+
+async def test_deploy_pushes_a_newer_root_config_to_the_pool(localnet: LocalnetProcess, params, capsys) -> None:
+    dep = await script(localnet, "deploy", ["--params", str(params)], OWNER)
+    r = ["--root", dep.root.address.to_str()]
+    await script(localnet, "config", ["set", "close-delay", *r, "--seconds", "3600"], OWNER)  # Root's version + 1
+    capsys.readouterr()
+    again = await script(localnet, "deploy", ["--params", str(params)], OWNER)
+    assert again.root_version == dep.root_version + 1 and again.configured
+    assert f"pool config pushed (version {again.root_version})" in capsys.readouterr().out
 
 
 async def test_deploy_without_funds_fails_in_one_line(localnet: LocalnetProcess, params) -> None:
@@ -64,7 +108,7 @@ async def test_deploy_rejects_bad_parameters(localnet: LocalnetProcess, tmp_path
 
 
 async def test_provider_lifecycle_register_unstake_withdraw(localnet: LocalnetProcess, params, capsys) -> None:
-    root = await script(localnet, "deploy", ["--params", str(params)], OWNER)
+    root = (await script(localnet, "deploy", ["--params", str(params)], OWNER)).root
     r = ["--root", root.address.to_str(), "--role", "router"]
     with pytest.raises(ScriptError, match="below minimum stake: 5 TON < 10 TON"):
         await script(localnet, "provider", ["register", *r, "--stake", "5", "--endpoint", "wss://r"], OPERATOR)
@@ -84,14 +128,23 @@ async def test_provider_lifecycle_register_unstake_withdraw(localnet: LocalnetPr
     await asyncio.sleep(max(0.0, data.unlock_at - time.time()) + 1.1)
     data = await script(localnet, "provider", ["withdraw", *r], OPERATOR)
     assert data.unstaking == 0
-    with pytest.raises(ScriptError, match="RewardPool"):
-        await script(localnet, "provider", ["claim", *r], OPERATOR)
 
 
 async def test_a_contract_refusal_becomes_one_line(localnet: LocalnetProcess, params) -> None:
-    root = await script(localnet, "deploy", ["--params", str(params)], OWNER)
-    args = ["register", "--root", root.address.to_str(), "--role", "gpu", "--stake", "10", "--endpoint", "wss://g",
-            "--image", "1234"]
+    root = (await script(localnet, "deploy", ["--params", str(params)], OWNER)).root
+    args = [
+        "register",
+        "--root",
+        root.address.to_str(),
+        "--role",
+        "gpu",
+        "--stake",
+        "10",
+        "--endpoint",
+        "wss://g",
+        "--image",
+        "1234",
+    ]
     with pytest.raises(ScriptError, match=r"^registration refused: image not allowed"):
         await script(localnet, "provider", args, OPERATOR)
 
@@ -102,7 +155,7 @@ async def test_provider_needs_a_root(localnet: LocalnetProcess) -> None:
 
 
 async def test_config_set_by_the_owner_and_refused_for_anyone_else(localnet: LocalnetProcess, params) -> None:
-    root = await script(localnet, "deploy", ["--params", str(params)], OWNER)
+    root = (await script(localnet, "deploy", ["--params", str(params)], OWNER)).root
     r = ["--root", root.address.to_str()]
     got = await script(localnet, "config", ["set", "prices", *r, "--compute", "2000", "--data", "20"], OWNER)
     assert (got.compute_unit_price, got.data_unit_price) == (2000, 20)
@@ -112,3 +165,63 @@ async def test_config_set_by_the_owner_and_refused_for_anyone_else(localnet: Loc
         await script(localnet, "config", ["set", "prices", *r, "--compute", "1", "--data", "1"], OPERATOR)
     with pytest.raises(ConfigError, match="summing to 10000"):
         await script(localnet, "config", ["set", "splits", *r, "--compute", "1,2,3,4", "--data", "1,2,3,4"], OWNER)
+
+
+async def test_claim_with_a_real_proof_from_an_epoch_report(
+    localnet: LocalnetProcess, params, tmp_path, capsys
+) -> None:
+    """Revenue into the pool, a 2-of-3 epoch report signed by the validators the params file
+    lists, then `provider claim --proof`: a forged proof is refused on chain in one line, the
+    real one pays, and a second claim has nothing left."""
+    dep = await script(localnet, "deploy", ["--params", str(params)], OWNER)
+    pool = dep.pool
+    r = ["--root", dep.root.address.to_str(), "--role", "validator"]
+    data = await script(localnet, "provider", ["register", *r, "--stake", "10", "--endpoint", "wss://v1"], OPERATOR)
+    assert data.reward_pool == pool.address
+    owner = " ".join(localnet_mnemonic(OWNER))
+    async with await create_network_provider("localnet", env={"WALLET_MNEMONIC": owner}, base_url=localnet.url) as net:
+        prov = await dep.root.get_provider_address(net.open(dep.root), data.owner, Role.VALIDATOR)
+        compute, data_rev = 2 * TON, TON
+        sent = await pool.send_deposit_revenue(
+            net.open(pool), net.sender(), value=compute + data_rev + POOL_DEPOSIT_FEE, compute=compute, data=data_rev
+        )
+        await sent.wait_delivered()
+        before = await pool.get_pool_data(net.open(pool))
+        cfg = await pool.get_pool_config(net.open(pool))
+        split = split_revenue(compute, data_rev, cfg.compute_split, cfg.data_split)
+        tree = MerkleSumTree([Leaf(prov, Role.VALIDATOR, before.root_total + split.providers)])
+        report = build_report(
+            pool.address, before.epoch + 1, compute_consumed=compute, data_consumed=data_rev, tree=tree
+        )
+        sent = await pool.send_post_epoch_report(
+            net.open(pool), net.sender(), report=report, signatures=sign_report(report, VALIDATORS[1:])
+        )
+        (tx,) = await sent.wait_delivered()
+        assert tx.success, tx.exit_code
+    proof = tree.proof(0).to_json()
+    total = proof["cumulative"]
+
+    checked = tmp_path / "checked.json"  # names its leaf: checked against the pool before sending
+    checked.write_text(json.dumps({**proof, "cumulative": total + 1}))
+    with pytest.raises(ScriptError, match=r"^claim refused: invalid proof \(not in the pool's epoch \d+ tree"):
+        await script(localnet, "provider", ["claim", *r, "--proof", str(checked)], OPERATOR)
+    forged = tmp_path / "forged.json"  # anonymous: only the chain can tell
+    forged.write_text(json.dumps({k: v for k, v in proof.items() if k not in ("provider", "role")} | {"cumulative": 5}))
+    with pytest.raises(ScriptError) as err:
+        await script(localnet, "provider", ["claim", *r, "--proof", str(forged)], OPERATOR)
+    assert str(err.value) == f"claim refused: invalid proof (exit code {int(ExitCode.INVALID_PROOF)})"
+    assert err.value.exit_code == ExitCode.INVALID_PROOF
+
+    good = tmp_path / "proof.json"
+    good.write_text(json.dumps(proof))
+    capsys.readouterr()
+    data = await script(localnet, "provider", ["claim", *r, "--proof", str(good)], OPERATOR)
+    assert data.claimed == total
+    out = capsys.readouterr().out
+    assert f"claimed total {fmt_ton(total)}" in out and "reward " in out
+    with pytest.raises(ScriptError, match=r"^nothing to claim"):
+        await script(localnet, "provider", ["claim", *r, "--proof", str(good)], OPERATOR)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**proof, "role": int(Role.GPU)}))
+    with pytest.raises(ConfigError, match="--proof is for role gpu"):
+        await script(localnet, "provider", ["claim", *r, "--proof", str(other)], OPERATOR)
