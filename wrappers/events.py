@@ -297,6 +297,10 @@ OWNER_OPS: dict[Op, type[Struct]] = {
 TypedDecoder = Callable[[ChainTx, Any, ChainMessage], "WatchEvent | None"]
 
 
+_PARSE_ERRORS = (ValueError, IndexError, KeyError, TypeError)
+"""What pytoniq-core and the message codecs raise on a cell that does not fit a layout."""
+
+
 def _raw(a: Address | None) -> str | None:
     return None if a is None else a.to_str(is_user_friendly=False)
 
@@ -313,10 +317,9 @@ def _typed(struct: type[Struct], fn: TypedDecoder) -> Callable[[ChainTx], list[W
         if m is None or m.kind != "internal" or m.bounced or not tx.success or m.src is None:
             return None
         try:
-            msg = struct.from_cell(m.body)
-        except Exception:  # a body with our opcode but not our layout: not ours
+            event = fn(tx, struct.from_cell(m.body), m)
+        except _PARSE_ERRORS:  # our opcode, not our layout (in or out): not a Cocoon contract's
             return None
-        event = fn(tx, msg, m)
         if event is None:
             return None
         return [event, AccountDeployed(tx=tx, index=1)] if tx.deployed else [event]
@@ -333,7 +336,7 @@ def _confirm_registration(tx: ChainTx, msg: ConfirmRegistration, m: ChainMessage
         try:
             st = ProviderStorage.from_cell(m.init.data)
             owner, role = _raw(st.owner), st.role
-        except Exception:
+        except _PARSE_ERRORS:
             pass
     if refused is not None:
         r = RefuseRegistration.from_cell(refused.body)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from nacl.signing import SigningKey
+from pytoniq_core import begin_cell
 
 from offchain.protocol.epoch import build_report, sign_report, split_revenue
 from offchain.protocol.merkle import Leaf, MerkleSumTree
@@ -282,10 +283,13 @@ async def test_failed_and_foreign_transactions_stay_generic(net: NetworkProvider
         stranger.open(dep.root), stranger.sender(), value=TON // 10, compute_unit_price=2, data_unit_price=2
     )
     await stranger.sender().send(to=wallet, value=TON // 10, body=Provider.stake_body(amount=TON))
+    truncated = begin_cell().store_uint(Op.STAKE, 32).store_uint(0, 64).end_cell()  # no amount
+    await stranger.sender().send(to=wallet, value=TON // 10, body=truncated)
     events = await drain(w)
-    assert [type(e) for e in events] == [MessageReceived, MessageReceived]
-    refused, foreign = events
+    assert [type(e) for e in events] == [MessageReceived, MessageReceived, MessageReceived]
+    refused, foreign, malformed = events
     assert not refused.success and refused.exit_code == ExitCode.NOT_OWNER and refused.op == Op.SET_PRICES
     assert foreign.success and foreign.op == Op.STAKE
     unscoped = default_registry(DecoderRegistry())
     assert isinstance(unscoped.decode(foreign.tx)[0], Staked)  # what scoping protects against
+    assert [type(e) for e in unscoped.decode(malformed.tx)] == [MessageReceived]  # not our layout
