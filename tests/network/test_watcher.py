@@ -219,10 +219,13 @@ def test_watcher_killed_mid_burst_of_500_misses_and_repeats_nothing(start_localn
         while not _table_exists(db_path) and time.monotonic() < ready:  # the watcher is up
             time.sleep(0.02)
         for i, ext in enumerate(exts):
+            if i == 300:  # hold the rest until the watcher was killed: the kill lands mid-burst
+                killed.wait(30)
             status, doc = net.post("sendBoc", {"boc": base64.b64encode(ext.to_boc()).decode()})
             assert status == 200, doc
             sent.append(i)
 
+    killed = threading.Event()
     watcher = _start_watcher(net.url, db_path, account)
     restarted = None
     try:
@@ -234,6 +237,7 @@ def test_watcher_killed_mid_burst_of_500_misses_and_repeats_nothing(start_localn
         watcher.kill()  # SIGKILL, mid-burst
         watcher.wait(5)
         killed_at, sent_at_kill = _count(db_path), len(sent)
+        killed.set()
         assert killed_at > 0 and sent_at_kill < 500, "the kill must land in the middle of the burst"
         print(f"killed after {killed_at} events, {sent_at_kill} of 500 sent")
         restarted = _start_watcher(net.url, db_path, account)
@@ -244,6 +248,7 @@ def test_watcher_killed_mid_burst_of_500_misses_and_repeats_nothing(start_localn
             time.sleep(0.05)
         time.sleep(0.3)  # would a duplicate still arrive?
     finally:
+        killed.set()
         for p in (watcher, restarted):
             if p is not None and p.poll() is None:
                 p.kill()
