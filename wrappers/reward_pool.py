@@ -38,7 +38,6 @@ __all__ = [
     "EPOCH_REPORT_FEE",
     "MAX_PROOF_DEPTH",
     "POOL_STORAGE_RESERVE",
-    "RECORD_CLAIM_FEE",
     "PoolData",
     "PoolLedger",
     "PoolStorage",
@@ -50,7 +49,6 @@ __all__ = [
 # Fee constants, mirrored from contracts/common/fees.tolk (checked by test_abi_mirror).
 EPOCH_REPORT_FEE = 100_000_000  # ton("0.1"): least value on PostEpochReport; the rest returns
 CLAIM_FEE = 50_000_000  # ton("0.05"): least value on ClaimReward; the rest comes with the reward
-RECORD_CLAIM_FEE = 10_000_000  # ton("0.01"): what the pool attaches to RecordClaim
 POOL_STORAGE_RESERVE = 100_000_000  # ton("0.1"): kept by the pool above what it owes
 MAX_PROOF_DEPTH = 64  # deepest Merkle proof a claim may carry
 

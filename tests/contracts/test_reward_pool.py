@@ -168,7 +168,7 @@ def test_claim_pays_the_difference_and_records_it(pay: PayEnv, gas_snapshot, dep
     res = pay.claim(who, p, proof)
     gas_snapshot.record(f"reward_pool.claim_depth{depth}", res)
     find_tx(res, from_=p.address, to=pay.pool.address, op=Op.FORWARD_CLAIM, success=True)
-    reward = find_tx(res, from_=pay.pool.address, to=who.address, op=Op.RECEIVE_REWARD)
+    reward = find_tx(res, from_=p.address, to=who.address, op=Op.RECEIVE_REWARD)
     assert reward.value > proof.leaf.total
     find_tx(res, from_=pay.pool.address, to=p.address, op=Op.RECORD_CLAIM, success=True)
     assert provider_claimed(pay, p) == proof.leaf.total
