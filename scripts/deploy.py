@@ -221,7 +221,8 @@ async def run(provider: NetworkProvider, args: list[str]) -> Deployment:
     reward_pool, version, pool_version = await _state(provider, root, pool)
     if reward_pool != pool.address:
         await require_balance(provider, OWNER_OP_VALUE + GAS_MARGIN, "setting Root's reward pool")
-        progress("setting Root's reward pool (owner only)")
+        was = f" (it names {reward_pool.to_str()})" if reward_pool is not None else ""
+        progress(f"setting Root's reward pool to the derived pool{was} (owner only)")
         await follow(
             await root.send_set_reward_pool(provider.open(root), via, value=OWNER_OP_VALUE, reward_pool=pool.address)
         )
