@@ -160,10 +160,13 @@ class Slashed(WatchEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class Claimed(WatchEvent):
-    """The pool paid a claim and the Provider recorded its new claimed total."""
+    """The pool paid a claim and the Provider recorded its new claimed total; `to_owner` is
+    what the Provider passed on to its owner (the reward plus the claim's unspent value)."""
 
     pool: str
     cumulative: int
+    owner: str | None
+    to_owner: int
 
 
 # ---- events: Channel -----------------------------------------------------------------------
@@ -403,6 +406,17 @@ def _closed(how: str, tx: ChainTx, client: str) -> ChannelClosed | None:
     return ChannelClosed(tx=tx, how=how, client=refund.dest or client, refund=refund.value, compute=c, data=d)
 
 
+def _record_claim(tx: ChainTx, msg: RecordClaim, m: ChainMessage) -> WatchEvent:
+    reward = _out(tx, Op.RECEIVE_REWARD)
+    return Claimed(
+        tx=tx,
+        pool=m.src or "",
+        cumulative=msg.cumulative,
+        owner=reward.dest if reward is not None else None,
+        to_owner=reward.value if reward is not None else 0,
+    )
+
+
 def _channel_terms(tx: ChainTx, msg: ChannelTerms, m: ChainMessage) -> WatchEvent | None:
     if _out(tx, Op.RECEIVE_REFUND) is not None:  # the client closed before the terms arrived
         return _closed("unconfigured", tx, "")
@@ -463,7 +477,7 @@ _DECODERS: list[tuple[Op, type[Struct], TypedDecoder]] = [
     (Op.REQUEST_UNSTAKE, RequestUnstake, lambda tx, msg, m: UnstakeRequested(tx=tx, owner=m.src or "")),
     (Op.WITHDRAW, Withdraw, lambda tx, msg, m: Withdrawn(tx=tx, owner=m.src or "", amount=msg.amount)),
     (Op.APPLY_SLASH, ApplySlash, _apply_slash),
-    (Op.RECORD_CLAIM, RecordClaim, lambda tx, msg, m: Claimed(tx=tx, pool=m.src or "", cumulative=msg.cumulative)),
+    (Op.RECORD_CLAIM, RecordClaim, _record_claim),
     # Channel
     (
         Op.DEPOSIT,

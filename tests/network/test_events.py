@@ -251,6 +251,7 @@ async def test_payment_flow_yields_typed_events_in_chain_order(net: NetworkProvi
     assert paid.provider == raw(prov.address) and paid.owner == raw(operator.sender().address)
     (claimed,) = by_kind[Claimed]
     assert claimed.cumulative == split.providers and claimed.pool == raw(pool.address)
+    assert claimed.owner == raw(operator.sender().address) and claimed.to_owner > split.providers
     assert by_kind[Staked][0].amount == 2 * TON
     (slashed,) = by_kind[Slashed]
     assert (slashed.requested, slashed.slashed, slashed.reason_hash) == (TON, TON, 7)

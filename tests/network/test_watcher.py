@@ -100,7 +100,9 @@ async def test_registered_decoders_take_precedence_by_opcode_and_account(sandbox
     w = Watcher(sandbox.chain, [a, b], store=CursorStore(tmp_path / "w.db"), registry=registry)
     events = await drain(w)
     assert [(type(e).__name__, getattr(e, "n", None)) for e in events] == [
-        ("Pinged", 0), ("MessageReceived", None), ("Pinged", 2),
+        ("Pinged", 0),
+        ("MessageReceived", None),
+        ("Pinged", 2),
     ]
     assert events[1].op == OP_PING  # generic, because b is outside the decoder's scope
     with pytest.raises(ValueError):
@@ -198,7 +200,9 @@ def _table_exists(db_path) -> bool:
 def _start_watcher(url: str, db_path, account: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.network._watch_process", url, str(db_path), account],
-        cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
