@@ -169,7 +169,11 @@ def _status_rows(p: Provider, d: ProviderData) -> list[tuple[str, str]]:
     if d.unstaking:
         left = d.unlock_at - int(time.time())
         rows.append(("unlocks", f"at {d.unlock_at}" + (f" (in {left} s)" if left > 0 else " (now)")))
-    rows += [("claimed", fmt_ton(d.claimed)), ("endpoint", d.endpoint or "-")]
+    rows += [
+        ("claimed", fmt_ton(d.claimed)),
+        ("reward pool", d.reward_pool.to_str() if d.reward_pool else "-"),
+        ("endpoint", d.endpoint or "-"),
+    ]
     return rows
 
 
