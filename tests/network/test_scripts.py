@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 import time
 
 import pytest
@@ -116,7 +117,7 @@ async def test_provider_lifecycle_register_unstake_withdraw(localnet: LocalnetPr
         await script(localnet, "provider", ["status", *r], OPERATOR)
     data = await script(localnet, "provider", ["register", *r, "--stake", "12", "--endpoint", "wss://r1"], OPERATOR)
     assert data.state == ProviderState.ACTIVE and data.stake == 12 * 10**9 and data.endpoint == "wss://r1"
-    assert "state      active" in capsys.readouterr().out
+    assert re.search(r"^  state +active$", capsys.readouterr().out, re.M)
     with pytest.raises(ScriptError, match="already registered"):
         await script(localnet, "provider", ["register", *r, "--stake", "12", "--endpoint", "wss://r1"], OPERATOR)
     with pytest.raises(ScriptError, match="nothing to withdraw"):
