@@ -1,0 +1,146 @@
+"""Claim gas against the number of providers: a full 2^20-leaf Merkle sum tree vs 2^4.
+
+Builds a tree with every one of its 2^N leaves a distinct provider (synthetic addresses;
+the claiming provider is a real Provider contract registered through Root), posts the
+epoch report with a 3-of-5 validator quorum on the sandbox, claims, and prints the proof
+size and the claim's gas (summed over its transactions except the owner wallet's) and
+fees. Writes benchmarks/results/claim_gas.json.
+
+    .venv/bin/python benchmarks/claim_gas.py [--depths 4 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from pytoniq_core import Address
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from offchain.protocol.epoch import build_report, sign_report, split_revenue  # noqa: E402
+from offchain.protocol.merkle import Leaf, MerkleSumTree  # noqa: E402
+from offchain.ton.blockchain import Blockchain, ton  # noqa: E402
+from offchain.ton.build import code_cell  # noqa: E402
+from offchain.ton.pytest_plugin import SANDBOX_NOW  # noqa: E402
+from tests.contracts.conftest import COOLDOWN, IMAGE_HASH, MIN_STAKE, validator_keys  # noqa: E402
+from tests.contracts.payments import PayEnv, fund_pool, key, pub, register_provider  # noqa: E402
+from wrappers.messages import ComputeSplit, DataSplit  # noqa: E402
+from wrappers.provider import Role  # noqa: E402
+from wrappers.reward_pool import RewardPool, RewardPoolConfig  # noqa: E402
+from wrappers.root import RoleParams, Root, RootConfig  # noqa: E402
+
+
+def deploy() -> PayEnv:
+    bc = Blockchain.create(now=SANDBOX_NOW)
+    owner, treasury = bc.treasury("foundation"), bc.treasury("protocol-treasury")
+    keys = validator_keys(5)
+    provider_code = code_cell("Provider")
+    config = RootConfig(
+        owner=owner.address,
+        treasury=treasury.address,
+        provider_code=provider_code,
+        channel_code=code_cell("Channel"),
+        reward_pool_code=code_cell("RewardPool"),
+        roles={role: RoleParams(min_stake=MIN_STAKE, cooldown=COOLDOWN) for role in Role},
+        image_hashes=[IMAGE_HASH],
+        validators=[pub(k) for k in keys],
+        threshold=3,
+    )
+    root = Root.create_from_config(config, code_cell("Root"))
+    owner.send(root.address, ton(1), None, init=root.init)
+    pool = RewardPool.create_from_config(RewardPoolConfig(root.address), code_cell("RewardPool"))
+    owner.send(pool.address, ton(1), None, init=pool.init)
+    owner.send(root.address, ton("0.1"), Root.set_reward_pool_body(reward_pool=pool.address))
+    owner.send(root.address, ton("0.1"), Root.push_pool_config_body())
+    return PayEnv(
+        bc=bc,
+        root=root,
+        pool=pool,
+        owner=owner,
+        treasury=treasury,
+        client=bc.treasury("client"),
+        router=bc.treasury("router"),
+        client_key=key("client"),
+        router_key=key("router"),
+        validators=keys,
+        channel_code=code_cell("Channel"),
+        provider_code=provider_code,
+    )
+
+
+def measure(depth: int) -> dict:
+    pay = deploy()
+    fund_pool(pay, ton(100), 0)
+    who = pay.bc.treasury("claimer")
+    p = register_provider(pay, who, Role.GPU)
+    allocated = split_revenue(ton(100), 0, ComputeSplit(7000, 1500, 1000, 500), DataSplit(7000, 1500, 1000, 500))
+    n = 1 << depth
+    t0 = time.perf_counter()
+    leaves = [Leaf(p.address, Role.GPU, ton(1))]
+    leaves += [
+        Leaf(Address((0, hashlib.sha256(i.to_bytes(4, "big")).digest())), Role.GPU, 1 + i % 100) for i in range(1, n)
+    ]
+    tree = MerkleSumTree(leaves, depth=depth)
+    build_s = time.perf_counter() - t0
+    assert tree.root_total <= allocated.providers
+    report = build_report(pay.pool.address, 1, compute_consumed=ton(100), data_consumed=0, tree=tree)
+    res = pay.post_report(report, sign_report(report, pay.validators[:3]))
+    assert all(t.success for t in res.transactions), res.tree()
+    proof = tree.proof(0)
+    res = pay.claim(who, p, proof)
+    assert all(t.success for t in res.transactions), res.tree()
+    return {
+        "leaves": n,
+        "depth": depth,
+        "proof_bytes": proof.size_bytes(),
+        "proof_cells": proof.depth // 2 + proof.depth % 2,
+        "claim_gas": res.gas(),
+        "claim_fees": res.fees(),
+        "claim_gas_per_tx": [t.gas_used for t in res.transactions[1:]],
+        "tree_build_s": build_s,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--depths", type=int, nargs="+", default=[4, 20])
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "claim_gas.json"))
+    args = ap.parse_args()
+    rows = []
+    for d in args.depths:
+        print(f"building a full tree of 2^{d} leaves and claiming ...", file=sys.stderr, flush=True)
+        rows.append(measure(d))
+    header = ("leaves", "depth", "proof bytes", "claim gas", "claim fees (nanoTON)", "tree build s")
+    table = [header] + [
+        (
+            f"{r['leaves']:,}",
+            str(r["depth"]),
+            str(r["proof_bytes"]),
+            f"{r['claim_gas']:,}",
+            f"{r['claim_fees']:,}",
+            f"{r['tree_build_s']:.1f}",
+        )
+        for r in rows
+    ]
+    w = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for i, row in enumerate(table):
+        print("  ".join(c.rjust(w[j]) for j, c in enumerate(row)))
+        if i == 0:
+            print("  ".join("-" * x for x in w))
+    if len(rows) >= 2:
+        a, b = rows[0], rows[-1]
+        per_level = (b["claim_gas"] - a["claim_gas"]) / (b["depth"] - a["depth"])
+        print(f"gas per extra tree level: {per_level:,.0f} (the claim grows with log2(N) only)")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"runs": rows}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
