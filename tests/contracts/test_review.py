@@ -1,0 +1,524 @@
+"""Security review of the four contracts: attacks tried against Root, Provider, Channel and
+RewardPool.
+
+Tests marked `xfail(strict=True)` demonstrate a real weakness: they assert the behaviour the
+contracts *should* have, and fail today. The others are attacks the contracts resist.
+"""
+
+from __future__ import annotations
+
+import pytest
+from pytoniq_core import Cell, begin_cell
+
+from offchain.protocol.epoch import build_report, sign_report, split_revenue
+from offchain.protocol.merkle import Leaf, MerkleSumTree, siblings_to_cell
+from offchain.ton.blockchain import ton
+from offchain.ton.build import code_cell
+from offchain.ton.transaction import SendResult, find_tx
+from tests.contracts.conftest import IMAGE_HASH, MIN_STAKE, NODE_KEY, Env, sign_order
+from tests.contracts.payments import CLOSE_DELAY, PayEnv, fund_pool, provider_claimed, pub, register_provider
+from wrappers.channel import REDEEM_FEE, Channel, ChannelState
+from wrappers.errors import ExitCode
+from wrappers.messages import ChannelTerms, ComputeSplit, DataSplit, ForwardClaim, RecordClaim
+from wrappers.opcodes import Op
+from wrappers.provider import (
+    PROVIDER_STORAGE_RESERVE,
+    REGISTER_FEE,
+    SLASH_RELAY_FEE,
+    Provider,
+    ProviderConfig,
+    Role,
+)
+from wrappers.reward_pool import CLAIM_FEE, EPOCH_REPORT_FEE, RewardPool, RewardPoolConfig
+from wrappers.root import RoleParams, Root, RootConfig
+
+SPLIT_C = ComputeSplit(gpu=7000, router=1500, validator=1000, protocol=500)
+SPLIT_D = DataSplit(bandwidth=7000, router=1500, validator=1000, protocol=500)
+DEPOSIT = ton(10)
+
+
+def ok(res: SendResult) -> None:
+    assert all(t.success for t in res.transactions), res.tree()
+
+
+def pool_balance(pay: PayEnv, pool: RewardPool | None = None) -> int:
+    return pay.bc.account((pool or pay.pool).address).balance
+
+
+def claim_body(cumulative: int, index: int, depth: int, proof: Cell) -> Cell:
+    return Provider.claim_reward_body(cumulative=cumulative, index=index, depth=depth, proof=proof)
+
+
+# =============================================================================================
+# Findings (xfail: the contracts do not behave as they should)
+# =============================================================================================
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="RewardPool accepts epoch reports with zero signatures when Root's threshold is 0 "
+    "(the `cocoon deploy` default: no validators, threshold 0): anyone can allocate the pots "
+    "to themselves",
+)
+def test_unsigned_epoch_report_is_refused_even_with_threshold_zero(pay: PayEnv) -> None:
+    """A Root deployed as `cocoon deploy` does by default (validators = [], threshold = 0),
+    its pool set and the config pushed (anyone may push): a stranger posts an epoch report
+    without a single signature, giving the whole pot to its own Provider, and claims it."""
+    bc = pay.bc
+    pool_code = code_cell("RewardPool")
+    config = RootConfig(
+        owner=pay.owner.address,
+        treasury=pay.treasury.address,
+        provider_code=pay.provider_code,
+        channel_code=pay.channel_code,
+        reward_pool_code=pool_code,
+        roles={role: RoleParams(min_stake=MIN_STAKE, cooldown=86400) for role in Role},
+        image_hashes=[IMAGE_HASH],
+        validators=[],
+        threshold=0,
+        close_delay=CLOSE_DELAY,
+    )
+    root = Root.create_from_config(config, code_cell("Root"))
+    ok(pay.owner.send(root.address, ton(1), None, init=root.init))
+    pool = RewardPool.create_from_config(RewardPoolConfig(root.address), pool_code)
+    ok(pay.owner.send(pool.address, ton("0.2"), None, init=pool.init))
+    ok(pay.owner.send(root.address, ton("0.1"), Root.set_reward_pool_body(reward_pool=pool.address)))
+    attacker = bc.treasury("attacker")
+    ok(attacker.send(root.address, ton("0.1"), Root.push_pool_config_body()))
+
+    # honest revenue arrives (as a channel's redeem would bring it)
+    ok(pay.client.send(pool.address, ton(10) + ton("0.005"), RewardPool.deposit_revenue_body(compute=ton(10), data=0)))
+
+    # the attacker registers a Provider and posts an unsigned report giving itself everything
+    body = Root.register_provider_body(role=Role.BANDWIDTH, stake=MIN_STAKE, node_key=NODE_KEY, endpoint="x")
+    ok(attacker.send(root.address, MIN_STAKE + REGISTER_FEE + PROVIDER_STORAGE_RESERVE, body))
+    p = Provider.create_from_config(ProviderConfig(root.address, attacker.address, Role.BANDWIDTH), pay.provider_code)
+    providers = split_revenue(ton(10), 0, SPLIT_C, SPLIT_D).providers
+    tree = MerkleSumTree([Leaf(p.address, Role.BANDWIDTH, providers)])
+    report = build_report(pool.address, 1, compute_consumed=ton(10), data_consumed=0, tree=tree)
+    res = attacker.send(pool.address, EPOCH_REPORT_FEE, RewardPool.post_epoch_report_body(report=report, signatures={}))
+    accepted = find_tx(res, to=pool.address, op=Op.POST_EPOCH_REPORT).success
+    if accepted:
+        before = bc.account(attacker.address).balance
+        proof = tree.proof(0)
+        attacker.send(p.address, CLAIM_FEE, claim_body(proof.leaf.total, 0, proof.depth, proof.to_cell()))
+        stolen = bc.account(attacker.address).balance - before
+        assert stolen > ton(9), stolen  # the whole provider share of the pot
+    assert not accepted, "an epoch report with no signature at all was accepted"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DepositRevenue accepts value == compute + data: the pool pays the transaction's gas "
+    "from money it owes, so repeated deposits push its balance below what it owes",
+)
+def test_exact_value_deposits_cannot_make_the_pool_insolvent(pay: PayEnv) -> None:
+    """After an epoch report swept the surplus to the treasury (the pool keeps owed + 0.1 TON),
+    anyone can send DepositRevenue whose value equals the declared amounts: the pot grows by
+    the amount, the balance by the amount less gas. ~140 such deposits of 0.001 TON (about
+    0.15 TON of the attacker's own money) and the pool owes more than it holds."""
+    fund_pool(pay, ton(10), ton(4))
+    who = pay.bc.treasury("honest-gpu")
+    p = register_provider(pay, who, Role.GPU)
+    split = split_revenue(ton(10), ton(4), SPLIT_C, SPLIT_D)
+    tree = MerkleSumTree([Leaf(p.address, Role.GPU, split.providers)])
+    report = build_report(pay.pool.address, 1, compute_consumed=ton(10), data_consumed=ton(4), tree=tree)
+    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    d = pay.pool_data()
+    assert pool_balance(pay) >= d.owed  # solvent after the sweep, with the storage reserve only
+
+    attacker = pay.bc.treasury("griefer")
+    amount = ton("0.001")
+    body = RewardPool.deposit_revenue_body(compute=amount, data=0)
+    for _ in range(200):
+        res = pay.bc.send_internal(src=attacker.address, to=pay.pool.address, value=amount, body=body)
+        ok(res)
+        if pool_balance(pay) < pay.pool_data().owed:
+            break
+    d = pay.pool_data()
+    assert pool_balance(pay) >= d.owed, f"balance {pool_balance(pay)} < owed {d.owed}"
+
+
+def deep_junk_proof(depth: int, junk_cells: int) -> Cell:
+    """`depth` zero siblings, with `junk_cells` full cells hanging off the first cell as its
+    second reference: the pool never reads them, but they are forwarded (and paid for)."""
+    assert depth >= 2 and junk_cells >= 1
+    chain = siblings_to_cell([(bytes(32), 0)] * depth)
+    junk: Cell | None = None
+    for i in range(junk_cells):
+        b = begin_cell().store_uint(i, 32).store_bits("1" * 991)
+        if junk is not None:
+            b = b.store_ref(junk)
+        junk = b.end_cell()
+    b = begin_cell().store_bits(chain.bits)
+    for r in chain.refs:
+        b = b.store_ref(r)
+    assert junk is not None and len(chain.refs) < 4
+    return b.store_ref(junk).end_cell()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Provider.claimPending has no escape: a ClaimReward whose ForwardClaim runs out of gas "
+    "at the pool (no bounce comes back) locks the Provider's claims forever",
+)
+def test_a_claim_that_dies_at_the_pool_does_not_lock_the_provider(pay: PayEnv) -> None:
+    """The owner attaches exactly CLAIM_FEE to a depth-64 proof whose cell carries unread
+    data: the Provider accepts it (value >= CLAIM_FEE) and forwards it, the forwarding fee
+    eats most of the value, the pool runs out of gas walking the proof and — with nothing
+    left — sends no bounce. `claimPending` stays set: every later claim is refused."""
+    who = pay.bc.treasury("locked")
+    p = register_provider(pay, who, Role.GPU)
+    proof = deep_junk_proof(64, 45)
+    res = who.send(p.address, CLAIM_FEE, claim_body(1, 0, 64, proof))
+    fwd = find_tx(res, from_=p.address, to=pay.pool.address, op=Op.FORWARD_CLAIM)
+    assert not fwd.success and fwd.exit_code == -14, res.tree()  # out of gas
+    assert not [t for t in res.transactions if t.bounced], "no bounce: nothing left to pay it"
+
+    # a genuine reward is now posted for this Provider: it cannot claim it, ever
+    fund_pool(pay, ton(1), 0)
+    tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton("0.5"))])
+    report = build_report(pay.pool.address, 1, compute_consumed=ton(1), data_consumed=0, tree=tree)
+    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    res = pay.claim(who, p, tree.proof(0), value=ton(1))
+    find_tx(res, to=p.address, op=Op.CLAIM_REWARD, success=True)
+    assert provider_claimed(pay, p) == ton("0.5")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Root keeps one global slash nonce: relaying a later-signed order first voids every "
+    "earlier-signed order still in flight (an accused provider can front-run its own slash)",
+)
+def test_relaying_a_later_order_first_does_not_void_an_earlier_one(env: Env) -> None:
+    """Validators sign order #7 (slash A) and order #8 (slash B) together. A sees both and
+    relays #8 first; #7 is then refused (nonce used) and A keeps its stake until new
+    signatures are gathered — time enough to unstake and, after the cooldown, withdraw."""
+    a_who, b_who = env.bc.treasury("accused-a"), env.bc.treasury("b")
+    a, _ = env.register(a_who, Role.BANDWIDTH)
+    b, _ = env.register(b_who, Role.BANDWIDTH)
+    quorum = env.validators[:3]
+    order_a = env.order(a.address, ton(5), nonce=7)
+    order_b = env.order(b.address, ton(5), nonce=8)
+    relay = Root.relay_slash_body
+    ok(a_who.send(env.root.address, SLASH_RELAY_FEE, relay(order=order_b, signatures=sign_order(order_b, quorum))))
+    res = env.owner.send(
+        env.root.address, SLASH_RELAY_FEE, relay(order=order_a, signatures=sign_order(order_a, quorum))
+    )
+    find_tx(res, to=env.root.address, success=True)
+    assert env.provider_data(a).stake == MIN_STAKE - ton(5)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="SetRoleParams takes any uint32 cooldown; a Provider registered under a cooldown that "
+    "overflows `now + cooldown` can never RequestUnstake, so its stake is locked for good "
+    "(Providers keep their registration terms; nothing can change them)",
+)
+def test_a_huge_cooldown_does_not_lock_the_stake_forever(env: Env) -> None:
+    ok(env.owner_send(Root.set_role_params_body(role=Role.ROUTER, min_stake=MIN_STAKE, cooldown=2**32 - 1)))
+    who = env.bc.treasury("router-op")
+    p, res = env.register(who, Role.ROUTER)
+    ok(res)
+    res = who.send(p.address, ton("0.05"), Provider.request_unstake_body())
+    find_tx(res, to=p.address, op=Op.REQUEST_UNSTAKE, success=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ApplySlash sends everything on the Provider above stake + unstaking + reserve to the "
+    "relayer (excessTo): money the owner sent as a plain transfer goes to whoever relays a slash",
+)
+def test_slash_relayer_does_not_take_the_owners_spare_balance(env: Env) -> None:
+    """The owner tops the Provider up with a plain transfer (the contract says the next Stake
+    or slash returns it). A validator-signed slash of 1 TON is relayed by a stranger (anyone
+    may relay): the stranger's excess carries the owner's 5 TON too."""
+    who = env.bc.treasury("owner-topup")
+    p, _ = env.register(who, Role.BANDWIDTH)
+    ok(who.send(p.address, ton(5), None))
+    order = env.order(p.address, ton(1), nonce=1)
+    relayer = env.bc.treasury("relayer")
+    before = env.balance(relayer)
+    body = Root.relay_slash_body(order=order, signatures=sign_order(order, env.validators[:3]))
+    ok(relayer.send(env.root.address, SLASH_RELAY_FEE, body))
+    gained = env.balance(relayer) - before
+    assert gained < ton(1), f"the relayer gained {gained} nanoTON of the owner's money"
+
+
+# =============================================================================================
+# Attacks the contracts resist
+# =============================================================================================
+
+
+def open_channel(pay: PayEnv, deposit: int = DEPOSIT) -> Channel:
+    ch, _ = pay.open_channel(deposit)
+    assert pay.channel_data(ch).state == ChannelState.OPEN
+    return ch
+
+
+def test_voucher_for_one_channel_cannot_be_redeemed_on_another_of_the_same_client(pay: PayEnv) -> None:
+    """Same client key, two routers: a voucher is bound to the channel address it names."""
+    ch1 = open_channel(pay)
+    router2 = pay.bc.treasury("router-2")
+    ch2 = pay.channel(router=router2)
+    pay.open_channel(DEPOSIT, channel=ch2)
+    v = pay.voucher(ch1, ton(1), 0)
+    res = pay.redeem(ch2, v, by=router2)
+    find_tx(res, to=ch2.address, exit_code=ExitCode.BAD_VOUCHER_SIGNATURE)
+    assert pay.channel_data(ch2).redeemed_compute == 0
+
+
+def test_close_approval_signature_is_not_a_voucher_and_vice_versa(pay: PayEnv) -> None:
+    """Client and router sharing one key would not let a CloseApproval pass as a Voucher:
+    the two structs carry different opcodes, so their hashes differ."""
+    ch = open_channel(pay)
+    # the router's approval presented as a client voucher
+    sig = pay.approval(ch, ton(1), 0, signer=pay.client_key)
+    body = Channel.redeem_voucher_body(compute=ton(1), data=0, signature=sig)
+    res = pay.router.send(ch.address, REDEEM_FEE, body)
+    find_tx(res, to=ch.address, exit_code=ExitCode.BAD_VOUCHER_SIGNATURE)
+    # a client voucher presented as the router's close approval
+    v = pay.voucher(ch, 0, 0, signer=pay.router_key)
+    body = Channel.cooperative_close_body(compute=0, data=0, signature=v.signature)
+    res = pay.client.send(ch.address, ton("0.05"), body)
+    find_tx(res, to=ch.address, exit_code=ExitCode.BAD_CLOSE_SIGNATURE)
+    assert pay.channel_data(ch).state == ChannelState.OPEN
+
+
+def test_split_voucher_cannot_move_value_between_compute_and_data_to_overdraw(pay: PayEnv) -> None:
+    """Compute and data only grow and their sum stays under the deposit: a voucher lowering
+    one total to raise the other is stale, and the sum is bounded."""
+    ch = open_channel(pay)
+    ok(pay.redeem(ch, pay.voucher(ch, ton(6), 0)))
+    res = pay.redeem(ch, pay.voucher(ch, 0, ton(8)))
+    find_tx(res, to=ch.address, exit_code=ExitCode.STALE_VOUCHER)
+    res = pay.redeem(ch, pay.voucher(ch, ton(6), ton(4) + 1))
+    find_tx(res, to=ch.address, exit_code=ExitCode.VOUCHER_EXCEEDS_DEPOSIT)
+    d = pay.channel_data(ch)
+    assert d.redeemed_compute + d.redeemed_data <= d.deposit
+
+
+def test_closed_channel_cannot_be_refilled_to_replay_old_vouchers(pay: PayEnv) -> None:
+    ch = open_channel(pay)
+    v = pay.voucher(ch, ton(3), 0)
+    ok(pay.redeem(ch, v))
+    ok(pay.client.send(ch.address, ton("0.05"), Channel.start_close_body()))
+    pay.bc.now += CLOSE_DELAY
+    ok(pay.client.send(ch.address, ton("0.05"), Channel.finish_close_body()))
+    # the client deposits again (refused), the router replays an old voucher (refused)
+    res = pay.client.send(ch.address, ton(5), Channel.deposit_body())
+    find_tx(res, to=ch.address, exit_code=ExitCode.CHANNEL_NOT_OPEN)
+    res = pay.redeem(ch, pay.voucher(ch, ton(4), 0))
+    find_tx(res, to=ch.address, exit_code=ExitCode.CHANNEL_NOT_OPEN)
+    assert pay.channel_data(ch).state == ChannelState.CLOSED
+
+
+def test_fake_root_terms_are_refused_by_an_open_channel(pay: PayEnv) -> None:
+    """ChannelTerms naming another pool, from a stranger or replayed by Root's address after
+    the channel is open: never re-routes the router's redeems."""
+    ch = open_channel(pay)
+    evil = pay.bc.treasury("evil")
+    terms = ChannelTerms(query_id=0, close_delay=0, reward_pool=evil.address).to_cell()
+    res = evil.send(ch.address, ton("0.05"), terms)
+    find_tx(res, to=ch.address, exit_code=ExitCode.NOT_FROM_ROOT)
+    res = pay.bc.send_internal(src=pay.root.address, to=ch.address, value=ton("0.05"), body=terms)
+    find_tx(res, to=ch.address, exit_code=ExitCode.ALREADY_CONFIGURED)
+    d = pay.channel_data(ch)
+    assert d.reward_pool == pay.pool.address and d.close_delay == CLOSE_DELAY
+
+
+def test_redeems_keep_the_channel_covering_the_unredeemed_deposit(pay: PayEnv) -> None:
+    """A router redeeming one nanoTON at a time with the least value: the channel's balance
+    never falls below deposit - redeemed (the router pays every fee)."""
+    ch = open_channel(pay, ton(1))
+    for i in range(1, 21):
+        ok(pay.redeem(ch, pay.voucher(ch, i, 0)))
+        d = pay.channel_data(ch)
+        assert pay.bc.account(ch.address).balance >= d.deposit - d.redeemed_compute - d.redeemed_data
+
+
+def test_provider_of_another_root_cannot_claim_from_this_pool(pay: PayEnv) -> None:
+    """A Provider deployed with the real code but a fake `root` is not this pool's Provider,
+    however its owner names itself in the ForwardClaim."""
+    who = pay.bc.treasury("forger")
+    fake = Provider.create_from_config(ProviderConfig(who.address, who.address, Role.GPU), pay.provider_code)
+    ok(who.send(fake.address, ton("0.1"), None, init=fake.init))
+    res = pay.bc.send_internal(
+        src=fake.address,
+        to=pay.pool.address,
+        value=ton("0.1"),
+        body=ForwardClaim(
+            query_id=0,
+            owner=who.address,
+            role=Role.GPU,
+            claimed=0,
+            cumulative=1,
+            index=0,
+            depth=0,
+            proof=Cell.empty(),
+        ).to_cell(),
+    )
+    find_tx(res, to=pay.pool.address, exit_code=ExitCode.NOT_A_PROVIDER)
+
+
+def test_provider_cannot_lie_about_its_role_to_take_another_roles_leaf(pay: PayEnv) -> None:
+    """The leaf binds (Provider address, role) and the address binds the role: the gpu Provider
+    of an owner cannot claim the bandwidth leaf of the same owner (or vice versa)."""
+    fund_pool(pay, ton(10), ton(4))
+    who = pay.bc.treasury("two-roles")
+    gpu = register_provider(pay, who, Role.GPU)
+    tree = MerkleSumTree([Leaf(gpu.address, Role.BANDWIDTH, ton(1))])
+    report = build_report(pay.pool.address, 1, compute_consumed=ton(10), data_consumed=ton(4), tree=tree)
+    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    res = pay.claim(who, gpu, tree.proof(0))
+    find_tx(res, to=pay.pool.address, exit_code=ExitCode.INVALID_PROOF)
+    assert provider_claimed(pay, gpu) == 0
+
+
+def test_proof_with_index_bits_beyond_its_depth_is_refused(pay: PayEnv) -> None:
+    fund_pool(pay, ton(10), 0)
+    who = pay.bc.treasury("idx")
+    p = register_provider(pay, who, Role.GPU)
+    tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton(1))], depth=2)
+    report = build_report(pay.pool.address, 1, compute_consumed=ton(10), data_consumed=0, tree=tree)
+    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    proof = tree.proof(0)
+    res = who.send(p.address, CLAIM_FEE, claim_body(proof.leaf.total, 1 << 2, 2, proof.to_cell()))
+    find_tx(res, to=pay.pool.address, exit_code=ExitCode.INVALID_PROOF)
+    # and the refusal unlocked the Provider: the honest claim goes through
+    ok(pay.claim(who, p, proof))
+    assert provider_claimed(pay, p) == ton(1)
+
+
+def test_subtree_node_cannot_be_claimed_as_a_leaf(pay: PayEnv) -> None:
+    """Second-preimage: present an inner node's (hash, sum) one level down as a proof for a
+    shorter path. Leaves and nodes are domain-separated (0x00 / 0x01), so it never matches."""
+    fund_pool(pay, ton(10), 0)
+    who = pay.bc.treasury("node")
+    p = register_provider(pay, who, Role.GPU)
+    others = [Leaf(pay.bc.treasury(f"o{i}").address, Role.GPU, 1000 + i) for i in range(3)]
+    tree = MerkleSumTree([Leaf(p.address, Role.GPU, 500), *others], depth=2)
+    report = build_report(pay.pool.address, 1, compute_consumed=ton(10), data_consumed=0, tree=tree)
+    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    full = tree.proof(0)
+    # claim the whole left subtree's sum with only the top sibling
+    left_sum = 500 + 1000
+    res = who.send(p.address, CLAIM_FEE, claim_body(left_sum, 0, 1, siblings_to_cell(full.siblings[1:])))
+    find_tx(res, to=pay.pool.address, exit_code=ExitCode.INVALID_PROOF)
+    assert provider_claimed(pay, p) == 0
+
+
+def test_forged_record_claim_and_apply_slash_are_refused(pay: PayEnv) -> None:
+    who = pay.bc.treasury("victim")
+    p = register_provider(pay, who, Role.GPU)
+    thief = pay.bc.treasury("thief")
+    res = thief.send(p.address, ton("0.1"), RecordClaim(query_id=0, cumulative=ton(1000)).to_cell())
+    find_tx(res, to=p.address, exit_code=ExitCode.NOT_FROM_REWARD_POOL)
+    # Root's address with a RecordClaim is not the pool either
+    res = pay.bc.send_internal(
+        src=pay.root.address, to=p.address, value=ton("0.1"), body=RecordClaim(query_id=0, cumulative=1).to_cell()
+    )
+    find_tx(res, to=p.address, exit_code=ExitCode.NOT_FROM_REWARD_POOL)
+    assert provider_claimed(pay, p) == 0
+
+
+def test_epoch_report_signed_for_another_pool_or_replayed_is_refused(pay: PayEnv) -> None:
+    fund_pool(pay, ton(2), 0)
+    who = pay.bc.treasury("r")
+    p = register_provider(pay, who, Role.GPU)
+    tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton("0.5"))])
+    report = build_report(pay.pool.address, 1, compute_consumed=ton(1), data_consumed=0, tree=tree)
+    sigs = sign_report(report, pay.validators[:3])
+    ok(pay.post_report(report, sigs))
+    # the same report again, and a copy with a higher epoch but the old signatures
+    res = pay.post_report(report, sigs)
+    find_tx(res, to=pay.pool.address, exit_code=ExitCode.EPOCH_NOT_NEW)
+    later = build_report(pay.pool.address, 2, compute_consumed=ton(1), data_consumed=0, tree=tree)
+    res = pay.post_report(later, sigs)
+    find_tx(res, to=pay.pool.address, exit_code=ExitCode.INVALID_SIGNATURE)
+    assert pay.pool_data().compute_pot == ton(1)
+
+
+def test_claim_paid_once_even_if_a_later_tree_repeats_the_leaf(pay: PayEnv) -> None:
+    """Epoch 2's tree keeps the provider's cumulative unchanged: nothing more to claim."""
+    fund_pool(pay, ton(2), 0)
+    who = pay.bc.treasury("once")
+    p = register_provider(pay, who, Role.GPU)
+    tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton(1))])
+    for epoch in (1, 2):
+        report = build_report(
+            pay.pool.address, epoch, compute_consumed=0 if epoch == 2 else ton(2), data_consumed=0, tree=tree
+        )
+        ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+        res = pay.claim(who, p, tree.proof(0))
+        if epoch == 1:
+            ok(res)
+        else:
+            find_tx(res, to=pay.pool.address, exit_code=ExitCode.NOTHING_TO_CLAIM)
+    assert provider_claimed(pay, p) == ton(1) and pay.pool_data().claimed == ton(1)
+    assert pool_balance(pay) >= pay.pool_data().owed
+
+
+def test_slash_cannot_be_dodged_by_unstaking(env: Env) -> None:
+    """Unstaking moves the stake out of `stake`, but a slash takes from `unstaking` too."""
+    who = env.bc.treasury("dodger")
+    p, _ = env.register(who, Role.BANDWIDTH)
+    ok(who.send(p.address, ton("0.05"), Provider.request_unstake_body()))
+    order = env.order(p.address, ton(4), nonce=1)
+    body = Root.relay_slash_body(order=order, signatures=sign_order(order, env.validators[:3]))
+    ok(env.owner.send(env.root.address, SLASH_RELAY_FEE, body))
+    d = env.provider_data(p)
+    assert d.stake == 0 and d.unstaking == MIN_STAKE - ton(4)
+
+
+def test_withdraw_cannot_take_more_than_unstaked_or_before_the_cooldown(env: Env) -> None:
+    who = env.bc.treasury("w")
+    p, _ = env.register(who, Role.BANDWIDTH)
+    res = who.send(p.address, ton("0.05"), Provider.withdraw_body(amount=1))
+    find_tx(res, to=p.address, exit_code=ExitCode.AMOUNT_EXCEEDS_UNLOCKED)
+    ok(who.send(p.address, ton("0.05"), Provider.request_unstake_body()))
+    res = who.send(p.address, ton("0.05"), Provider.withdraw_body(amount=MIN_STAKE))
+    find_tx(res, to=p.address, exit_code=ExitCode.COOLDOWN_NOT_OVER)
+    env.bc.now += 7 * 86400
+    res = who.send(p.address, ton("0.05"), Provider.withdraw_body(amount=MIN_STAKE + 1))
+    find_tx(res, to=p.address, exit_code=ExitCode.AMOUNT_EXCEEDS_UNLOCKED)
+    ok(who.send(p.address, ton("0.05"), Provider.withdraw_body(amount=MIN_STAKE)))
+    assert env.provider_data(p).unstaking == 0
+    assert env.balance(p) > 0  # the storage reserve stays
+
+
+def test_register_for_someone_else_deploys_only_the_senders_provider(env: Env) -> None:
+    """Root deploys the Provider of (sender, role): registering cannot touch another owner's."""
+    victim, attacker = env.bc.treasury("victim"), env.bc.treasury("attacker")
+    vp, _ = env.register(victim, Role.BANDWIDTH)
+    ap, _ = env.register(attacker, Role.BANDWIDTH, stake=MIN_STAKE)
+    assert vp.address != ap.address
+    assert env.provider_data(vp).owner == victim.address
+    assert env.provider_data(ap).owner == attacker.address
+
+
+def test_request_channel_terms_for_parties_the_sender_is_not(pay: PayEnv) -> None:
+    """A wallet asking Root for terms naming real parties is not their channel."""
+    from wrappers.messages import ChannelKeys, ChannelParties, RequestChannelTerms
+
+    parties = ChannelParties(
+        root=pay.root.address,
+        client=pay.client.address,
+        router=pay.router.address,
+        keys=ChannelKeys(client_key=pub(pay.client_key), router_key=pub(pay.router_key)),
+    )
+    evil = pay.bc.treasury("evil")
+    res = evil.send(pay.root.address, ton("0.05"), RequestChannelTerms(query_id=0, parties=parties).to_cell())
+    find_tx(res, to=pay.root.address, exit_code=ExitCode.NOT_A_CHANNEL)
+
+
+def test_relay_slash_signed_by_validators_for_another_root_is_refused(env: Env) -> None:
+    who = env.bc.treasury("x")
+    p, _ = env.register(who, Role.BANDWIDTH)
+    from wrappers.messages import SlashOrder
+
+    order = SlashOrder(root=who.address, target=p.address, amount=ton(1), reason_hash=1, nonce=1)
+    body = Root.relay_slash_body(order=order, signatures=sign_order(order, env.validators[:3]))
+    res = env.owner.send(env.root.address, SLASH_RELAY_FEE, body)
+    find_tx(res, to=env.root.address, exit_code=ExitCode.WRONG_ROOT)
+    assert env.provider_data(p).stake == MIN_STAKE
