@@ -245,6 +245,28 @@ def test_slash_relayer_does_not_take_the_owners_spare_balance(env: Env) -> None:
     assert gained < ton(1), f"the relayer gained {gained} nanoTON of the owner's money"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="Root checks the value against stake + fees but not the forwarding fee of the (unbounded) "
+    "NodeInfo cell: with a long endpoint the Provider gets less than stake + reserve, throws "
+    "(exit 5), bounces, and Root's empty bounce handler keeps the whole stake",
+)
+def test_registration_with_a_long_endpoint_does_not_strand_the_stake_in_root(env: Env) -> None:
+    """The owner attaches exactly what the wrapper documents (stake + REGISTER_FEE + reserve)
+    and a 12,000-character endpoint: ConfirmRegistration's forwarding fee eats into the
+    stake, the Provider's excess computes negative, the deploy fails and bounces to Root,
+    which keeps the 10 TON (only the foundation's UpgradeCode can get it out)."""
+    who = env.bc.treasury("long-endpoint")
+    body = Root.register_provider_body(role=Role.BANDWIDTH, stake=MIN_STAKE, node_key=1, endpoint="x" * 12_000)
+    before = env.balance(who)
+    res = who.send(env.root.address, MIN_STAKE + REGISTER_FEE + PROVIDER_STORAGE_RESERVE, body)
+    p, _ = env.provider(who, Role.BANDWIDTH)
+    confirm = find_tx(res, to=p.address, op=Op.CONFIRM_REGISTRATION)
+    registered = confirm.success and env.provider_data(p).stake == MIN_STAKE
+    lost = before - env.balance(who)
+    assert registered or lost < ton(1), f"not registered, and {lost} nanoTON stayed in Root"
+
+
 # =============================================================================================
 # Attacks the contracts resist
 # =============================================================================================
