@@ -17,7 +17,7 @@ from offchain.ton.build import code_cell
 from offchain.ton.transaction import SendResult, find_tx
 from tests.contracts.conftest import IMAGE_HASH, MIN_STAKE, NODE_KEY, Env, sign_order
 from tests.contracts.payments import CLOSE_DELAY, PayEnv, fund_pool, provider_claimed, pub, register_provider
-from wrappers.channel import REDEEM_FEE, Channel, ChannelState
+from wrappers.channel import CHANNEL_DEPOSIT_FEE, REDEEM_FEE, Channel, ChannelState
 from wrappers.errors import ExitCode
 from wrappers.messages import ChannelTerms, ComputeSplit, DataSplit, ForwardClaim, RecordClaim
 from wrappers.opcodes import Op
@@ -544,3 +544,28 @@ def test_relay_slash_signed_by_validators_for_another_root_is_refused(env: Env) 
     res = env.owner.send(env.root.address, SLASH_RELAY_FEE, body)
     find_tx(res, to=env.root.address, exit_code=ExitCode.WRONG_ROOT)
     assert env.provider_data(p).stake == MIN_STAKE
+
+
+def test_close_approval_for_one_channel_does_not_close_another(pay: PayEnv) -> None:
+    """Same router key, two clients' channels: an approval names its channel's address."""
+    ch1 = open_channel(pay)
+    other = pay.bc.treasury("client-2")
+    ch2 = pay.channel(client=other)
+    ok(other.send(ch2.address, DEPOSIT + CHANNEL_DEPOSIT_FEE, Channel.deposit_body(), init=ch2.init))
+    sig = pay.approval(ch1, 0, 0)
+    res = other.send(ch2.address, ton("0.05"), Channel.cooperative_close_body(compute=0, data=0, signature=sig))
+    find_tx(res, to=ch2.address, exit_code=ExitCode.BAD_CLOSE_SIGNATURE)
+    assert pay.channel_data(ch2).state == ChannelState.OPEN
+
+
+def test_unsigned_or_under_signed_report_is_refused_with_a_real_threshold(pay: PayEnv) -> None:
+    """With the validator set configured (threshold 3 of 5), the attack of the first finding fails."""
+    fund_pool(pay, ton(10), 0)
+    who = pay.bc.treasury("greedy")
+    p = register_provider(pay, who, Role.GPU)
+    tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton(9))])
+    report = build_report(pay.pool.address, 1, compute_consumed=ton(10), data_consumed=0, tree=tree)
+    for sigs in ({}, sign_report(report, pay.validators[:2])):
+        res = pay.post_report(report, sigs, by=who)
+        find_tx(res, to=pay.pool.address, exit_code=ExitCode.NOT_ENOUGH_SIGNATURES)
+    assert pay.pool_data().epoch == 0
