@@ -430,7 +430,7 @@ def test_subtree_node_cannot_be_claimed_as_a_leaf(pay: PayEnv) -> None:
     assert provider_claimed(pay, p) == 0
 
 
-def test_forged_record_claim_and_apply_slash_are_refused(pay: PayEnv) -> None:
+def test_forged_record_claim_is_refused(pay: PayEnv) -> None:
     who = pay.bc.treasury("victim")
     p = register_provider(pay, who, Role.GPU)
     thief = pay.bc.treasury("thief")
