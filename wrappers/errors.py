@@ -66,3 +66,4 @@ class ExitCode(IntEnum):
     NOT_OWNER = 1901
     NOT_ENOUGH_VALUE = 1902
     INVALID_ROLE = 1903
+    PARAM_OUT_OF_RANGE = 1904

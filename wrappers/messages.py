@@ -797,4 +797,3 @@ class ReceiveProtocolFee(Struct):
     OPCODE: ClassVar[int] = Op.RECEIVE_PROTOCOL_FEE
     query_id: int = tl(U64)
     epoch: int = tl(U32)
-

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 from wrappers.messages import (
     ADDRESS,
-    BOOL,
     COINS,
     CellOf,
     ClaimReward,
@@ -41,6 +40,7 @@ from wrappers.messages import (
 __all__ = [
     "BASIS_POINTS",
     "BOUNCE_GAS",
+    "CLAIM_LOCK_TIMEOUT",
     "CONFIRM_REGISTRATION_GAS",
     "MAX_VALIDATORS",
     "PROVIDER_OP_FEE",
@@ -64,6 +64,7 @@ __all__ = [
 PROVIDER_STORAGE_RESERVE = 50_000_000  # ton("0.05"), kept on the Provider with the stake
 REGISTER_FEE = 50_000_000  # ton("0.05"): RegisterProvider (attach stake + this + the reserve)
 PROVIDER_OP_FEE = 10_000_000  # ton("0.01"): Stake (amount + this), RequestUnstake
+CLAIM_LOCK_TIMEOUT = 86_400  # a claim unanswered this long unlocks the Provider
 WITHDRAW_FEE = 20_000_000  # ton("0.02"): Withdraw
 SLASH_RELAY_FEE = 50_000_000  # ton("0.05"): RelaySlash
 CONFIRM_REGISTRATION_GAS = 4000  # upper bound of the Provider's ConfirmRegistration gas
@@ -99,7 +100,7 @@ class ProviderStorage(Struct):
     unstaking: int = tl(COINS)
     unlock_at: int = tl(UInt(32))
     claimed: int = tl(COINS)
-    claim_pending: bool = tl(BOOL)
+    claim_pending_since: int = tl(UInt(32))
     node: NodeInfo | None = tl(Optional(CellOf(NodeInfo)))
     terms: ProviderTerms | None = tl(Optional(CellOf(ProviderTerms)))
 
@@ -122,7 +123,7 @@ def provider_config_to_cell(config: ProviderConfig) -> Cell:
         unstaking=0,
         unlock_at=0,
         claimed=0,
-        claim_pending=False,
+        claim_pending_since=0,
         node=None,
         terms=None,
     ).to_cell()

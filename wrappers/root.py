@@ -175,8 +175,18 @@ def _split_sum(split: ComputeSplit | DataSplit) -> int:
     )
 
 
+# Mirrored from contracts/common/fees.tolk: the longest durations Root accepts.
+MAX_COOLDOWN = 31_622_400  # 366 days
+MAX_CLOSE_DELAY = 2_592_000  # 30 days
+
+
 def root_config_to_cell(config: RootConfig) -> Cell:
     """Root's data cell; raises ValueError on a config the contract itself would reject."""
+    if config.close_delay > MAX_CLOSE_DELAY:
+        raise ValueError(f"close_delay {config.close_delay} s exceeds {MAX_CLOSE_DELAY} s")
+    for role, params in config.roles.items():
+        if params.cooldown > MAX_COOLDOWN:
+            raise ValueError(f"cooldown of {Role(role).name.lower()} exceeds {MAX_COOLDOWN} s")
     for name in ("compute_split", "data_split"):
         total = _split_sum(getattr(config, name))
         if total != BASIS_POINTS:
