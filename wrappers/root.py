@@ -115,6 +115,7 @@ class RootStorage(Struct):
     owner: Address = tl(ADDRESS)
     version: int = tl(U32)
     last_slash_nonce: int = tl(U64)
+    slash_nonce_window: int = tl(U64)
     compute_unit_price: int = tl(COINS)
     data_unit_price: int = tl(COINS)
     compute_split: ComputeSplit = tl(Inline(ComputeSplit))
@@ -178,6 +179,7 @@ def _split_sum(split: ComputeSplit | DataSplit) -> int:
 # Mirrored from contracts/common/fees.tolk: the longest durations Root accepts.
 MAX_COOLDOWN = 31_622_400  # 366 days
 MAX_CLOSE_DELAY = 2_592_000  # 30 days
+SLASH_NONCE_WINDOW = 64  # slashing nonces below the newest still usable (once each)
 
 
 def root_config_to_cell(config: RootConfig) -> Cell:
@@ -209,6 +211,7 @@ def root_config_to_cell(config: RootConfig) -> Cell:
         owner=config.owner,
         version=config.version,
         last_slash_nonce=0,
+        slash_nonce_window=0,
         compute_unit_price=config.compute_unit_price,
         data_unit_price=config.data_unit_price,
         compute_split=config.compute_split,

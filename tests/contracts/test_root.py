@@ -387,6 +387,10 @@ def test_reused_slash_nonce_is_rejected(env: Env) -> None:
     assert find_tx(relayer.send(env.root.address, SLASH_RELAY_FEE, body), to=p.address).success
     res = relayer.send(env.root.address, SLASH_RELAY_FEE, body)
     find_tx(res, to=env.root.address, exit_code=ExitCode.NONCE_USED)
+    # a nonce further back than the window is refused even if it was never used
+    newer = env.order(p.address, ton(1), nonce=5 + 64)
+    body = Root.relay_slash_body(order=newer, signatures=sign_order(newer, env.validators[:3]))
+    assert find_tx(relayer.send(env.root.address, SLASH_RELAY_FEE, body), to=p.address).success
     older = env.order(p.address, ton(1), nonce=4)
     res = relayer.send(
         env.root.address,
@@ -394,7 +398,7 @@ def test_reused_slash_nonce_is_rejected(env: Env) -> None:
         Root.relay_slash_body(order=older, signatures=sign_order(older, env.validators[:3])),
     )
     find_tx(res, to=env.root.address, exit_code=ExitCode.NONCE_USED)
-    assert env.provider_data(p).stake == MIN_STAKE - ton(1)
+    assert env.provider_data(p).stake == MIN_STAKE - ton(2)
 
 
 def test_slash_below_threshold_is_rejected(env: Env) -> None:
