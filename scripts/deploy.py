@@ -245,6 +245,9 @@ async def run(provider: NetworkProvider, args: list[str]) -> Deployment:
         ("pool config version", f"{pool_version if pool_version >= 0 else 'none'} (Root version {version})"),
     ]
     print(table(rows))
+    if not list(config.validators):
+        # the contracts need at least one validator signature for any epoch or slash
+        print("note: no validator set: epoch reports and slashing orders are refused until `config set` names some")
     if not done:
         print("Root and RewardPool are already deployed and configured: nothing to do")
     return Deployment(root=root, pool=pool, root_version=version, pool_config_version=pool_version)
