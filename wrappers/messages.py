@@ -14,6 +14,7 @@ optional, `str` for `string`, a `Cell` for `cell`, the nested dataclass for a st
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
@@ -100,16 +101,16 @@ __all__ = [
 # ---- codecs --------------------------------------------------------------------------
 
 
-class Codec:
+class Codec(ABC):
     """How one Tolk type is stored; `tolk` is that type's text."""
 
     tolk: str = ""
 
-    def store(self, b: Builder, value: Any) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def store(self, b: Builder, value: Any) -> None: ...
 
-    def load(self, s: Slice) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def load(self, s: Slice) -> Any: ...
 
 
 class UInt(Codec):

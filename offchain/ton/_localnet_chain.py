@@ -35,7 +35,7 @@ from offchain.errors import EmulationError, GetMethodError, StorageError
 from offchain.ton._chain_types import decode_transaction
 from offchain.ton._toncenter import ToncenterInputError
 from offchain.ton._wallet import MAINNET_GLOBAL_ID, WALLET_V5R1_CODE, WalletKey
-from offchain.ton.blockchain import AccountState, Blockchain, GetResult, Snapshot
+from offchain.ton.blockchain import AccountState, Blockchain, GetResult, Snapshot, message_destination
 from offchain.ton.executor import StackValue, TransactionArgs
 from offchain.ton.transaction import raw
 
@@ -377,18 +377,15 @@ def _parse_external(boc: object) -> tuple[Cell, str]:
             raise ToncenterInputError("Failed to deserialize BOC: not base64") from err
     try:
         cell = Cell.one_from_boc(data)
-        s = cell.begin_parse()
-        if s.load_uint(2) != 0b10:
-            raise ToncenterInputError("only external-in messages can be sent to the network")
-        s.load_address()  # src: MsgAddressExt
-        dest = s.load_address()
-    except ToncenterInputError:
-        raise
+        external_in = cell.begin_parse().load_uint(2) == 0b10
     except Exception as err:
         raise ToncenterInputError(f"Failed to deserialize BOC: {err}") from err
-    if dest is None:
-        raise ToncenterInputError("external message has no destination")
-    return cell, raw(dest) or ""
+    if not external_in:
+        raise ToncenterInputError("only external-in messages can be sent to the network")
+    try:
+        return cell, message_destination(cell)
+    except ValueError as err:
+        raise ToncenterInputError(f"Failed to deserialize BOC: {err}") from err
 
 
 def _not_accepted(err: EmulationError) -> ToncenterInputError:

@@ -46,6 +46,7 @@ __all__ = [
     "SmartContract",
     "Snapshot",
     "Treasury",
+    "message_destination",
     "method_id",
     "ton",
 ]
@@ -389,10 +390,10 @@ class Blockchain:
         callers that built the message themselves.
         """
         if isinstance(message, Cell):
-            boc, dest = _b64(message), dest or _destination(message)
+            boc, dest = _b64(message), dest or message_destination(message)
         else:
             boc = _message_boc(message)
-            dest = _destination(Cell.one_from_boc(base64.b64decode(boc)))
+            dest = message_destination(Cell.one_from_boc(base64.b64decode(boc)))
         result = SendResult(transactions=[], events=[], externals=[])
         queue: deque[tuple[MessageSummary, Transaction]] = deque()
         self._enqueue(self._run(dest, boc, None, result), queue, result)
@@ -508,7 +509,7 @@ def _message_boc(message: Cell | str | bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def _destination(message: Cell) -> str:
+def message_destination(message: Cell) -> str:
     """Destination of a message, read with pytoniq-core (once per `send_message`)."""
     try:
         s = message.begin_parse()
