@@ -64,7 +64,6 @@ __all__ = [
     "ReceiveReward",
     "ReceiveSlashedStake",
     "ReceiveWithdrawal",
-    "RecordClaim",
     "RedeemVoucher",
     "RefuseRegistration",
     "RegisterProvider",
@@ -590,13 +589,6 @@ class Withdraw(Struct):
     amount: int = tl(COINS)
 
 
-@dataclass(frozen=True)
-class RecordClaim(Struct):
-    OPCODE: ClassVar[int] = Op.RECORD_CLAIM
-    query_id: int = tl(U64)
-    cumulative: int = tl(COINS)
-
-
 # ---- payouts -------------------------------------------------------------------------------
 
 
@@ -721,13 +713,13 @@ class PushPoolConfig(Struct):
 
 @dataclass(frozen=True)
 class PoolConfig(Struct):
+    provider_code: Cell = tl(CELL)
     version: int = tl(U32)
     treasury: Address = tl(ADDRESS)
     compute_split: ComputeSplit = tl(Inline(ComputeSplit))
     data_split: DataSplit = tl(Inline(DataSplit))
     threshold: int = tl(U8)
     validators: dict[int, bool] = tl(Dict(U256, BOOL))
-    provider_code: Cell = tl(CELL)
 
 
 @dataclass(frozen=True)
@@ -769,8 +761,7 @@ class ClaimReward(Struct):
     OPCODE: ClassVar[int] = Op.CLAIM_REWARD
     query_id: int = tl(U64)
     cumulative: int = tl(COINS)
-    index: int = tl(U32)
-    depth: int = tl(U8)
+    path: int = tl(U64)
     proof: Cell = tl(CELL)
 
 
@@ -778,12 +769,11 @@ class ClaimReward(Struct):
 class ForwardClaim(Struct):
     OPCODE: ClassVar[int] = Op.FORWARD_CLAIM
     query_id: int = tl(U64)
+    payout: int = tl(COINS)
+    cumulative: int = tl(COINS)
     owner: Address = tl(ADDRESS)
     role: int = tl(U8)
-    claimed: int = tl(COINS)
-    cumulative: int = tl(COINS)
-    index: int = tl(U32)
-    depth: int = tl(U8)
+    path: int = tl(U64)
     proof: Cell = tl(CELL)
 
 

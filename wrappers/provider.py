@@ -27,7 +27,6 @@ from wrappers.messages import (
     NodeInfo,
     Optional,
     ProviderTerms,
-    RecordClaim,
     RequestUnstake,
     Stake,
     Struct,
@@ -40,7 +39,6 @@ from wrappers.messages import (
 __all__ = [
     "BASIS_POINTS",
     "BOUNCE_GAS",
-    "CLAIM_LOCK_TIMEOUT",
     "CONFIRM_REGISTRATION_GAS",
     "MAX_VALIDATORS",
     "PROVIDER_OP_FEE",
@@ -64,7 +62,6 @@ __all__ = [
 PROVIDER_STORAGE_RESERVE = 50_000_000  # ton("0.05"), kept on the Provider with the stake
 REGISTER_FEE = 50_000_000  # ton("0.05"): RegisterProvider (attach stake + this + the reserve)
 PROVIDER_OP_FEE = 10_000_000  # ton("0.01"): Stake (amount + this), RequestUnstake
-CLAIM_LOCK_TIMEOUT = 86_400  # a claim unanswered this long unlocks the Provider
 WITHDRAW_FEE = 20_000_000  # ton("0.02"): Withdraw
 SLASH_RELAY_FEE = 50_000_000  # ton("0.05"): RelaySlash
 CONFIRM_REGISTRATION_GAS = 4000  # upper bound of the Provider's ConfirmRegistration gas
@@ -100,7 +97,6 @@ class ProviderStorage(Struct):
     unstaking: int = tl(COINS)
     unlock_at: int = tl(UInt(32))
     claimed: int = tl(COINS)
-    claim_pending_since: int = tl(UInt(32))
     node: NodeInfo | None = tl(Optional(CellOf(NodeInfo)))
     terms: ProviderTerms | None = tl(Optional(CellOf(ProviderTerms)))
 
@@ -123,7 +119,6 @@ def provider_config_to_cell(config: ProviderConfig) -> Cell:
         unstaking=0,
         unlock_at=0,
         claimed=0,
-        claim_pending_since=0,
         node=None,
         terms=None,
     ).to_cell()
@@ -206,12 +201,8 @@ class Provider:
         return Withdraw(query_id=query_id, amount=amount).to_cell()
 
     @staticmethod
-    def claim_reward_body(*, cumulative: int, index: int, depth: int, proof: Cell, query_id: int = 0) -> Cell:
-        return ClaimReward(query_id=query_id, cumulative=cumulative, index=index, depth=depth, proof=proof).to_cell()
-
-    @staticmethod
-    def record_claim_body(*, cumulative: int, query_id: int = 0) -> Cell:
-        return RecordClaim(query_id=query_id, cumulative=cumulative).to_cell()
+    def claim_reward_body(*, cumulative: int, path: int, proof: Cell, query_id: int = 0) -> Cell:
+        return ClaimReward(query_id=query_id, cumulative=cumulative, path=path, proof=proof).to_cell()
 
     # ---- senders (registration goes through Root: see Root.send_register_provider) ------
     async def send_stake(
@@ -235,22 +226,17 @@ class Provider:
         via: Sender,
         *,
         cumulative: int,
-        index: int,
-        depth: int,
+        path: int,
         proof: Cell,
         value: int = 100_000_000,
         query_id: int = 0,
     ) -> Any:
-        """Claim up to `cumulative` with a Merkle proof (`MerkleProof`: `.index`, `.depth`, `.to_cell()`)."""
-        body = self.claim_reward_body(cumulative=cumulative, index=index, depth=depth, proof=proof, query_id=query_id)
-        return await provider.internal(via, value=value, body=body)
+        """Claim up to `cumulative` with a Merkle proof (`MerkleProof`: `.cumulative`, `.path`, `.cell`).
 
-    async def send_record_claim(
-        self, provider: ContractProvider, via: Sender, *, value: int, cumulative: int, query_id: int = 0
-    ) -> Any:
-        return await provider.internal(
-            via, value=value, body=self.record_claim_body(cumulative=cumulative, query_id=query_id)
-        )
+        The Provider records `cumulative` and forwards the difference to the pool, which pays
+        this owner (ReceiveReward) or refuses, and the record goes back down on the bounce."""
+        body = self.claim_reward_body(cumulative=cumulative, path=path, proof=proof, query_id=query_id)
+        return await provider.internal(via, value=value, body=body)
 
     # ---- getters -------------------------------------------------------------------------
     async def get_provider_data(self, provider: ContractProvider) -> ProviderData:

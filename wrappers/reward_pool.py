@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytoniq_core import Address, Cell, StateInit, begin_cell
+from pytoniq_core import Address, Cell, StateInit
 
 from wrappers.messages import (
     ADDRESS,
@@ -39,7 +39,7 @@ __all__ = [
     "MAX_PROOF_DEPTH",
     "POOL_STORAGE_RESERVE",
     "PoolData",
-    "PoolLedger",
+    "PoolEpochs",
     "PoolStorage",
     "RewardPool",
     "RewardPoolConfig",
@@ -50,15 +50,12 @@ __all__ = [
 EPOCH_REPORT_FEE = 100_000_000  # ton("0.1"): least value on PostEpochReport; the rest returns
 CLAIM_FEE = 50_000_000  # ton("0.05"): least value on ClaimReward; the rest comes with the reward
 POOL_STORAGE_RESERVE = 100_000_000  # ton("0.1"): kept by the pool above what it owes
-MAX_PROOF_DEPTH = 64  # deepest Merkle proof a claim may carry
+MAX_PROOF_DEPTH = 34  # deepest proof cell a claim may carry (Merkle-proof cell, 32 levels, leaf)
 
 
 @dataclass(frozen=True)
-class PoolLedger(Struct):
+class PoolEpochs(Struct):
     epoch: int = tl(UInt(32))
-    merkle_root: int = tl(UInt(256))
-    root_total: int = tl(COINS)
-    claimed: int = tl(COINS)
     carry: int = tl(COINS)
 
 
@@ -67,7 +64,10 @@ class PoolStorage(Struct):
     root: Address = tl(ADDRESS)
     compute_pot: int = tl(COINS)
     data_pot: int = tl(COINS)
-    ledger: PoolLedger = tl(CellOf(PoolLedger))
+    merkle_root: int = tl(UInt(256))
+    root_total: int = tl(COINS)
+    claimed: int = tl(COINS)
+    epochs: PoolEpochs = tl(CellOf(PoolEpochs))
     config: PoolConfig | None = tl(Optional(CellOf(PoolConfig)))
 
 
@@ -77,8 +77,16 @@ class RewardPoolConfig:
 
 
 def reward_pool_config_to_cell(config: RewardPoolConfig) -> Cell:
-    ledger = PoolLedger(epoch=0, merkle_root=0, root_total=0, claimed=0, carry=0)
-    return PoolStorage(root=config.root, compute_pot=0, data_pot=0, ledger=ledger, config=None).to_cell()
+    return PoolStorage(
+        root=config.root,
+        compute_pot=0,
+        data_pot=0,
+        merkle_root=0,
+        root_total=0,
+        claimed=0,
+        epochs=PoolEpochs(epoch=0, carry=0),
+        config=None,
+    ).to_cell()
 
 
 @dataclass(frozen=True)
@@ -160,9 +168,3 @@ class RewardPool:
         cell = s[0] if isinstance(s[0], Cell) else s[0].to_cell()
         return PoolConfig.from_cell(cell)
 
-    async def get_leaf_hash(
-        self, provider: ContractProvider, *, provider_address: Address, role: int, total: int
-    ) -> int:
-        addr = begin_cell().store_address(provider_address).end_cell().begin_parse()
-        s = await provider.get("get_leaf_hash", [addr, role, total])
-        return s[0]

@@ -1,51 +1,62 @@
-"""Merkle *sum* tree over provider earnings, hashed exactly as the RewardPool contract does.
+"""Merkle *sum* tree over provider earnings, as a tree of TON cells the RewardPool walks.
 
-Every node commits to its children's hashes and to the sum of the totals below it, so
-the root carries the total the tree can ever pay: a claim proven against the root can
-never pay out more than the root total, whatever leaves were put in.
+The tree is made of ordinary cells, so its root hash is the root cell's representation
+hash and a proof is a TVM Merkle-proof cell: the path from the root to one leaf, every
+other branch pruned. The VM checks a Merkle-proof cell's hash when it loads the message,
+so the contract only compares one hash and walks the path: ~100 gas per cell loaded
+instead of a sha256 per level over hand-made bytes (33,344 gas a claim at 2^20 leaves
+with the earlier binary sha256 tree; see benchmarks/claim_gas.py for today's figure).
 
-Hashes are plain sha256 over byte-aligned fields, which the contract computes with
-HASHEXT_SHA256 over a builder (no cell created: a level costs ~200 gas, not ~1,200):
+    leaf  = cell(provider: address, role: uint8, total: coins)            no references
+    node  = cell(sum_3: uint128, sum_2, sum_1, sum_0) + r references      1 <= r <= 4
 
-    leaf = sha256(0x00:uint8, workchain:int8, provider_hash:bits256, role:uint8, total:uint128)
-    node = sha256(0x01:uint8, left_sum:uint128, left_hash:bits256, right_sum:uint128, right_hash:bits256)
+A node's sums are its children's totals, the last child's first (so the contract picks the
+chosen child's sum off the stack by its index) and 0 for a missing child; the root total is
+the sum of the root's sums. The contract checks at every node of the path that the sums add up
+to what the parent says of it, so every leaf's total is bounded by its branch's share of
+the root total: whatever the leaves say, all claims together never exceed the root total.
 
-A proof is the list of siblings (hash, sum) from the leaf's level up, and the leaf's
-index, whose bits (lowest first) say on which side each sibling sits. Trees are padded
-to a power of two with empty leaves (hash of `leaf(addr_none…)` is not used: an empty
-slot is the constant `EMPTY`, sum 0), and identical empty subtrees are hashed once, so a
-2^20-slot tree with a few thousand real leaves builds in well under a second.
+Leaves sit in order, four to a node, the tree as shallow as `ceil(log4(n))` (a single
+leaf still has one node above it). The path to leaf `i` is its base-4 digits, the root's
+first, packed two bits a level into `path` with the root's choice in the lowest bits, under
+a leading 1 bit that marks the length: `path = 1 << (2 * depth) | digits`.
+
+Hashes are computed here with hashlib over the cells' standard representation (a 2^20
+leaf tree in seconds); only a proof's own cells are built with pytoniq-core, whose hashes
+the tests compare against.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytoniq_core import Address, Cell, begin_cell
+from pytoniq_core import Address, Builder, Cell, Slice, begin_cell
 
 from offchain.errors import InvalidMessage
+from wrappers.reward_pool import MAX_PROOF_DEPTH
 
 __all__ = [
-    "EMPTY_LEAF_HASH",
+    "ARITY",
     "MAX_PROOF_DEPTH",
     "MAX_TOTAL",
-    "ClaimProof",
     "Leaf",
     "MerkleProof",
     "MerkleSumTree",
     "Role",
-    "leaf_hash",
-    "node_hash",
-    "proof_cell_from_json",
+    "leaf_cell",
     "proof_from_json",
-    "siblings_to_cell",
+    "walk_proof",
 ]
 
-MAX_TOTAL = (1 << 128) - 1
-MAX_PROOF_DEPTH = 64  # the deepest proof the RewardPool walks (wrappers.reward_pool.MAX_PROOF_DEPTH)
+ARITY = 4
+MAX_TOTAL = (1 << 120) - 1  # what a `coins` field holds
+
+_PRUNED_BRANCH = 1
+_MERKLE_PROOF = 3
 
 
 class Role:
@@ -58,22 +69,75 @@ class Role:
     ALL = (GPU, BANDWIDTH, ROUTER, VALIDATOR)
 
 
-def leaf_hash(provider: Address, role: int, total: int) -> bytes:
+# ---- the cells' standard representation, for hashing without building cells ---------------
+
+
+def _coins_bits(value: int) -> tuple[int, int]:
+    """`value` as a `coins` field: (bits as an int, bit length)."""
+    n = (value.bit_length() + 7) // 8
+    return (n << (8 * n)) | value, 4 + 8 * n
+
+
+def _cell_hash(bits: int, nbits: int, refs: list[tuple[bytes, int]]) -> tuple[bytes, int]:
+    """(representation hash, depth) of an ordinary level-0 cell with these data bits and
+    references given as (hash, depth)."""
+    full, rem = divmod(nbits, 8)
+    if rem:
+        bits = ((bits << 1) | 1) << (7 - rem)  # completion tag
+    nbytes = full + (1 if rem else 0)
+    head = bytes((len(refs), full + nbytes)) + bits.to_bytes(nbytes, "big")
+    depth = 0
+    if refs:
+        depth = 1 + max(d for _, d in refs)
+        head += b"".join(d.to_bytes(2, "big") for _, d in refs) + b"".join(h for h, _ in refs)
+    return hashlib.sha256(head).digest(), depth
+
+
+def _address_bits(a: Address) -> int:
+    # addr_std$10 anycast:nothing$0 workchain_id:int8 address:bits256 = 267 bits
+    return (0b100 << 264) | ((a.wc & 0xFF) << 256) | int.from_bytes(a.hash_part, "big")
+
+
+def _check_leaf(role: int, total: int) -> None:
     if not 0 <= total <= MAX_TOTAL:
-        raise ValueError("leaf total must fit in uint128")
+        raise ValueError("leaf total must fit in coins (120 bits)")
     if not 0 <= role <= 255:
         raise ValueError("role must fit in uint8")
-    data = b"\x00" + (provider.wc & 0xFF).to_bytes(1, "big") + provider.hash_part + bytes((role,))
-    return hashlib.sha256(data + total.to_bytes(16, "big")).digest()
 
 
-def node_hash(left: bytes, left_sum: int, right: bytes, right_sum: int) -> bytes:
-    return hashlib.sha256(
-        b"\x01" + left_sum.to_bytes(16, "big") + left + right_sum.to_bytes(16, "big") + right
-    ).digest()
+def leaf_cell(provider: Address, role: int, total: int) -> Cell:
+    """The leaf as a cell: what the RewardPool reads at the end of a proof."""
+    _check_leaf(role, total)
+    return begin_cell().store_address(provider).store_uint(role, 8).store_coins(total).end_cell()
 
 
-EMPTY_LEAF_HASH = hashlib.sha256(b"cocoon: empty leaf").digest()
+_LANE = 128  # bits of each sum in a node
+
+
+def _lanes(sums: list[int]) -> int:
+    """A node's four sums as its 512 data bits (last child first, missing children 0)."""
+    bits = 0
+    for s in reversed(sums + [0] * (ARITY - len(sums))):
+        bits = (bits << _LANE) | s
+    return bits
+
+
+def _node_cell(sums: list[int], refs: list[Cell]) -> Cell:
+    b = begin_cell().store_uint(_lanes(sums), ARITY * _LANE)
+    for r in refs:
+        b.store_ref(r)
+    return b.end_cell()
+
+
+def _pruned(h: bytes, depth: int) -> Cell:
+    """A pruned branch standing for a subtree with this (hash, depth)."""
+    b = Builder(type_=_PRUNED_BRANCH)
+    return b.store_uint(_PRUNED_BRANCH, 8).store_uint(1, 8).store_bytes(h).store_uint(depth, 16).end_cell()
+
+
+def _merkle_proof(inner: Cell) -> Cell:
+    b = Builder(type_=_MERKLE_PROOF).store_uint(_MERKLE_PROOF, 8)
+    return b.store_bytes(inner.get_hash(0)).store_uint(inner.get_depth(0), 16).store_ref(inner).end_cell()
 
 
 @dataclass(frozen=True)
@@ -82,111 +146,132 @@ class Leaf:
     role: int
     total: int
 
+    def hash_and_depth(self) -> tuple[bytes, int]:
+        _check_leaf(self.role, self.total)
+        coins, nc = _coins_bits(self.total)
+        bits = (((_address_bits(self.provider) << 8) | self.role) << nc) | coins
+        return _cell_hash(bits, 267 + 8 + nc, [])
+
     @property
     def hash(self) -> bytes:
-        return leaf_hash(self.provider, self.role, self.total)
+        return self.hash_and_depth()[0]
+
+    def cell(self) -> Cell:
+        return leaf_cell(self.provider, self.role, self.total)
+
+
+def _node_hash(children: list[tuple[bytes, int, int]]) -> tuple[bytes, int, int]:
+    """(hash, depth, total) of a node over children given as (hash, depth, total)."""
+    bits = _lanes([s for _h, _d, s in children])
+    h, depth = _cell_hash(bits, ARITY * _LANE, [(h, d) for h, d, _ in children])
+    return h, depth, sum(s for _, _, s in children)
+
+
+# ---- walking a proof, exactly as the contract does -----------------------------------------
+
+
+def _read_leaf(cell: Cell) -> Leaf:
+    try:
+        s: Slice = cell.begin_parse()
+        leaf = Leaf(s.load_address(), s.load_uint(8), s.load_coins())
+    except Exception as err:
+        raise InvalidMessage(f"proof: malformed leaf ({err})") from err
+    if leaf.provider is None:
+        raise InvalidMessage("proof: a leaf without an address")
+    return leaf
+
+
+def _read_sums(cell: Cell) -> list[int]:
+    """A node's sums in reference order."""
+    try:
+        s: Slice = cell.begin_parse()
+        return [s.load_uint(_LANE) for _ in range(ARITY)][::-1]
+    except Exception as err:
+        raise InvalidMessage(f"proof: malformed node ({err})") from err
+
+
+def walk_proof(proof: Cell, path: int, root_hash: bytes, root_total: int) -> Leaf:
+    """The leaf a claim with this proof and path pays, checked as the RewardPool checks it.
+
+    Raises:
+        InvalidMessage: not a Merkle-proof cell of this root, a node whose sums do not add
+            up to its parent's figure, a path into a pruned branch, or a malformed leaf.
+    """
+    if proof.type_ != _MERKLE_PROOF or len(proof.refs) != 1:
+        raise InvalidMessage("proof: not a Merkle-proof cell")
+    inner: Cell = proof.refs[0]
+    if inner.get_hash(0) != proof.begin_parse().skip_bits(8).load_bytes(32):
+        raise InvalidMessage("proof: the Merkle-proof cell's hash is not its content's")
+    if inner.get_hash(0) != root_hash:
+        raise InvalidMessage("proof: not for this tree (root hash differs)")
+    if path < 1:
+        raise InvalidMessage("proof: the path has no length marker")
+    levels = (path.bit_length() - 1) // 2
+    if levels > MAX_PROOF_DEPTH:
+        raise InvalidMessage(f"proof: deeper than {MAX_PROOF_DEPTH} levels")
+    expected, cell = root_total, inner
+    for level in range(levels + 1):
+        if cell.type_ != -1:
+            raise InvalidMessage("proof: the path runs into a pruned branch")
+        if level == levels:
+            if cell.refs:
+                raise InvalidMessage("proof: the path ends above the leaves")
+            leaf = _read_leaf(cell)
+            if leaf.total != expected:
+                raise InvalidMessage("proof: the leaf's total is not its branch's sum")
+            return leaf
+        if not cell.refs:
+            raise InvalidMessage("proof: the path runs past a leaf")
+        k, path = path & 3, path >> 2
+        sums = _read_sums(cell)
+        if sum(sums) != expected:
+            raise InvalidMessage("proof: a node's sums do not add up")
+        if k >= len(cell.refs):
+            raise InvalidMessage("proof: the path leaves the tree")
+        expected, cell = sums[k], cell.refs[k]
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
 class MerkleProof:
+    """What a claim sends: the leaf's total, the path to it, the Merkle-proof cell."""
+
     leaf: Leaf
-    index: int
-    siblings: tuple[tuple[bytes, int], ...]  # (hash, sum), leaf level first
+    path: int
+    cell: Cell
 
     @property
-    def depth(self) -> int:
-        return len(self.siblings)
-
-    def root(self) -> tuple[bytes, int]:
-        """The (hash, total) this proof implies; equal to the tree's root iff it is valid."""
-        h, s = self.leaf.hash, self.leaf.total
-        for level, (sib, sib_sum) in enumerate(self.siblings):
-            if (self.index >> level) & 1:
-                h = node_hash(sib, sib_sum, h, s)
-            else:
-                h = node_hash(h, s, sib, sib_sum)
-            s += sib_sum
-        return h, s
+    def cumulative(self) -> int:
+        return self.leaf.total
 
     def verify(self, root_hash: bytes, root_total: int) -> bool:
-        if self.index >> self.depth:
+        """Whether the RewardPool would pay this leaf against (root_hash, root_total)."""
+        try:
+            return walk_proof(self.cell, self.path, root_hash, root_total) == self.leaf
+        except InvalidMessage:
             return False
-        return self.root() == (root_hash, root_total)
 
     def to_cell(self) -> Cell:
-        """The sibling chain as the contract reads it: two (sum, hash) pairs per cell."""
-        return siblings_to_cell(self.siblings)
+        return self.cell
+
+    def size_bytes(self) -> int:
+        """Bytes of the proof's BOC (what travels owner -> Provider -> pool)."""
+        return len(self.cell.to_boc())
 
     def to_json(self) -> dict[str, Any]:
         """The proof as a provider's claim file (`cocoon provider claim --proof FILE`).
 
-        `cumulative`, `index`, `depth` and `siblings` (`[sum, "hex hash"]`, leaf level first)
-        are what a claim sends; `provider` (raw address) and `role` name the leaf, so a tool
-        can check the file belongs to the claiming Provider. `proof_from_json` reads it back.
+        `proof` (base64 BOC) and `path` are what a claim sends; `provider` (raw address),
+        `role` and `cumulative` repeat the leaf so a person (and a tool) can see whose it is.
+        `proof_from_json` reads it back and checks the three against the proof.
         """
         return {
             "provider": self.leaf.provider.to_str(is_user_friendly=False),
             "role": self.leaf.role,
             "cumulative": self.leaf.total,
-            "index": self.index,
-            "depth": self.depth,
-            "siblings": [[s, h.hex()] for h, s in self.siblings],
+            "path": self.path,
+            "proof": base64.b64encode(self.cell.to_boc()).decode(),
         }
-
-    def size_bytes(self) -> int:
-        """Bytes of the proof as sent on chain: 48 per sibling plus the index (4)."""
-        return 48 * self.depth + 4
-
-
-def siblings_to_cell(siblings: Sequence[tuple[bytes, int]]) -> Cell:
-    """A sibling chain `(hash, sum)`, leaf level first, as the RewardPool walks it: two
-    `(sum: uint128, hash: bits256)` pairs per cell, the next cell in the first reference."""
-    cell: Cell | None = None
-    pairs = list(siblings)
-    chunks = [pairs[i : i + 2] for i in range(0, len(pairs), 2)]
-    for chunk in reversed(chunks):
-        b = begin_cell()
-        for h, s in chunk:
-            b.store_uint(s, 128).store_bytes(h)
-        if cell is not None:
-            b.store_ref(cell)
-        cell = b.end_cell()
-    return cell if cell is not None else Cell.empty()
-
-
-@dataclass(frozen=True)
-class ClaimProof:
-    """What a claim sends, read from a proof file: the leaf's total, its index, the siblings.
-
-    `provider` and `role` are set when the file names its leaf (files from `to_json` do).
-    """
-
-    cumulative: int
-    index: int
-    siblings: tuple[tuple[bytes, int], ...]
-    provider: Address | None = None
-    role: int | None = None
-
-    @property
-    def depth(self) -> int:
-        return len(self.siblings)
-
-    def to_cell(self) -> Cell:
-        return siblings_to_cell(self.siblings)
-
-    def leaf(self) -> Leaf:
-        """The leaf this proof is for.
-
-        Raises:
-            InvalidMessage: the file did not name its provider and role.
-        """
-        if self.provider is None or self.role is None:
-            raise InvalidMessage("the proof does not name its provider and role")
-        return Leaf(self.provider, self.role, self.cumulative)
-
-    def verify(self, root_hash: bytes, root_total: int) -> bool:
-        """Whether this proof reaches (root_hash, root_total); needs `provider` and `role`."""
-        return MerkleProof(self.leaf(), self.index, self.siblings).verify(root_hash, root_total)
 
 
 def _int(doc: Mapping[str, Any], key: str, bits: int) -> int:
@@ -198,70 +283,55 @@ def _int(doc: Mapping[str, Any], key: str, bits: int) -> int:
     return value
 
 
-def proof_from_json(doc: Mapping[str, Any]) -> ClaimProof:
+def proof_from_json(doc: Mapping[str, Any]) -> MerkleProof:
     """Read a proof file (the shape `MerkleProof.to_json` writes).
 
-    Required keys: `cumulative`, `index`, `depth`, `siblings` (`[[sum, "hex hash"], ...]`,
-    leaf level first, `depth` of them); optional: `provider` (any address form), `role`.
+    The leaf is read from the proof itself (walking the path, sums unchecked: the root is
+    not known here); `provider`, `role` and `cumulative`, when present, must match it.
 
     Raises:
-        InvalidMessage: a key is missing or malformed, or the numbers do not fit the claim's
-            fields (uint128 sums and total, uint32 index below 2^depth, depth <= 64).
+        InvalidMessage: a key is missing or malformed, the BOC does not decode to a
+            Merkle-proof cell, the path does not reach a leaf, or the leaf differs from
+            the file's `provider`/`role`/`cumulative`.
     """
     if not isinstance(doc, Mapping):
         raise InvalidMessage("proof: expected a JSON object")
-    cumulative = _int(doc, "cumulative", 128)
-    index = _int(doc, "index", 32)
-    depth = _int(doc, "depth", 8)
-    raw_siblings = doc.get("siblings")
-    if not isinstance(raw_siblings, list):
-        raise InvalidMessage("proof: 'siblings' must be a list of [sum, hex hash] pairs")
-    if depth != len(raw_siblings):
-        raise InvalidMessage(f"proof: depth {depth} but {len(raw_siblings)} siblings")
-    if depth > MAX_PROOF_DEPTH:
-        raise InvalidMessage(f"proof: depth {depth} exceeds {MAX_PROOF_DEPTH}")
-    if index >> depth:
-        raise InvalidMessage(f"proof: index {index} does not fit a tree of depth {depth}")
-    siblings: list[tuple[bytes, int]] = []
-    for n, pair in enumerate(raw_siblings):
-        if not (isinstance(pair, list | tuple) and len(pair) == 2):
-            raise InvalidMessage(f"proof: sibling {n} must be [sum, hex hash]")
-        s = _int({"sum": pair[0]}, "sum", 128)
-        try:
-            h = bytes.fromhex(str(pair[1]).removeprefix("0x"))
-        except ValueError as err:
-            raise InvalidMessage(f"proof: sibling {n} hash is not hex") from err
-        if len(h) != 32:
-            raise InvalidMessage(f"proof: sibling {n} hash has {len(h)} bytes, not 32")
-        siblings.append((h, s))
-    provider = None
+    path = _int(doc, "path", 2 * (MAX_PROOF_DEPTH - 2))
+    raw = doc.get("proof")
+    if not isinstance(raw, str):
+        raise InvalidMessage("proof: 'proof' must be a base64 BOC string")
+    try:
+        cell = Cell.one_from_boc(base64.b64decode(raw, validate=True))
+    except Exception as err:
+        raise InvalidMessage(f"proof: 'proof' is not a base64 BOC ({err})") from err
+    if cell.type_ != _MERKLE_PROOF or len(cell.refs) != 1:
+        raise InvalidMessage("proof: 'proof' is not a Merkle-proof cell")
+    # the tree's own figures: the leaf the path reaches, trusting the sums (checked on claim)
+    root = cell.refs[0]
+    # a one-leaf tree's root is the leaf itself
+    total = sum(_read_sums(root)) if root.refs else _read_leaf(root).total
+    leaf = walk_proof(cell, path, root.get_hash(0), total)
+    if doc.get("cumulative") is not None and _int(doc, "cumulative", 120) != leaf.total:
+        raise InvalidMessage(f"proof: 'cumulative' {doc['cumulative']} but the leaf says {leaf.total}")
+    if doc.get("role") is not None and _int(doc, "role", 8) != leaf.role:
+        raise InvalidMessage(f"proof: 'role' {doc['role']} but the leaf says {leaf.role}")
     if doc.get("provider") is not None:
         try:
-            provider = Address(str(doc["provider"]))
+            named = Address(str(doc["provider"]))
         except Exception as err:
             raise InvalidMessage(f"proof: provider {doc['provider']!r} is not an address") from err
-    role = _int(doc, "role", 8) if doc.get("role") is not None else None
-    return ClaimProof(cumulative, index, tuple(siblings), provider, role)
-
-
-def proof_cell_from_json(doc: Mapping[str, Any]) -> tuple[int, int, int, Cell]:
-    """`(cumulative, index, depth, proof cell)` for `Provider.claim_reward_body` from a proof file.
-
-    Raises:
-        InvalidMessage: as `proof_from_json`.
-    """
-    p = proof_from_json(doc)
-    return p.cumulative, p.index, p.depth, p.to_cell()
+        if named != leaf.provider:
+            raise InvalidMessage(f"proof: 'provider' {doc['provider']} but the leaf is {leaf.provider.to_str()}")
+    return MerkleProof(leaf, path, cell)
 
 
 class MerkleSumTree:
-    """A full binary Merkle sum tree; `levels[0]` are leaves, `levels[-1]` the root."""
+    """The sum tree over `leaves`, in order; `levels[0]` holds the leaves' (hash, depth,
+    total), `levels[-1]` the root's."""
 
-    def __init__(self, leaves: list[Leaf], *, depth: int | None = None) -> None:
-        need = max(1, (len(leaves) - 1).bit_length()) if leaves else 1
-        self.depth = need if depth is None else depth
-        if len(leaves) > 1 << self.depth:
-            raise ValueError(f"{len(leaves)} leaves do not fit in depth {self.depth}")
+    def __init__(self, leaves: list[Leaf]) -> None:
+        if not leaves:
+            raise ValueError("a tree needs at least one leaf")
         seen: set[tuple[str, int]] = set()
         for leaf in leaves:
             key = (leaf.provider.to_str(False), leaf.role)
@@ -269,25 +339,19 @@ class MerkleSumTree:
                 raise ValueError(f"duplicate leaf for {key}")
             seen.add(key)
         self.leaves = list(leaves)
-        # Each level is stored sparse: only the nodes that differ from the empty subtree.
-        empty = [(EMPTY_LEAF_HASH, 0)]
-        for _ in range(self.depth):
-            h, _s = empty[-1]
-            empty.append((node_hash(h, 0, h, 0), 0))
-        self._empty = empty
-        level = {i: (leaf.hash, leaf.total) for i, leaf in enumerate(leaves)}
-        self.levels: list[dict[int, tuple[bytes, int]]] = [level]
-        for d in range(self.depth):
-            nxt: dict[int, tuple[bytes, int]] = {}
-            for parent in {i >> 1 for i in level}:
-                lh, ls = level.get(2 * parent, empty[d])
-                rh, rs = level.get(2 * parent + 1, empty[d])
-                nxt[parent] = (node_hash(lh, ls, rh, rs), ls + rs)
-            level = nxt
+        level = [(*leaf.hash_and_depth(), leaf.total) for leaf in leaves]
+        self.levels: list[list[tuple[bytes, int, int]]] = [level]
+        while len(self.levels) == 1 or len(level) > 1:
+            level = [_node_hash(level[i : i + ARITY]) for i in range(0, len(level), ARITY)]
             self.levels.append(level)
-        self.root_hash, self.root_total = self.levels[-1].get(0, empty[self.depth])
+        self.root_hash, _depth, self.root_total = level[0]
         if self.root_total > MAX_TOTAL:
-            raise ValueError("tree total exceeds uint128")
+            raise ValueError("tree total exceeds what coins hold")
+
+    @property
+    def depth(self) -> int:
+        """Node levels above the leaves (the path's length)."""
+        return len(self.levels) - 1
 
     def index_of(self, provider: Address, role: int) -> int:
         for i, leaf in enumerate(self.leaves):
@@ -298,9 +362,14 @@ class MerkleSumTree:
     def proof(self, index: int) -> MerkleProof:
         if not 0 <= index < len(self.leaves):
             raise IndexError(index)
-        siblings = []
+        cell = self.leaves[index].cell()
+        path = 1  # the length marker, shifted up a level at a time
         i = index
         for d in range(self.depth):
-            siblings.append(self.levels[d].get(i ^ 1, self._empty[d]))
-            i >>= 1
-        return MerkleProof(self.leaves[index], index, tuple(siblings))
+            first = i - i % ARITY
+            group = self.levels[d][first : first + ARITY]
+            refs = [cell if first + j == i else _pruned(h, depth) for j, (h, depth, _s) in enumerate(group)]
+            cell = _node_cell([s for _h, _d, s in group], refs)
+            path = (path << 2) | (i % ARITY)
+            i //= ARITY
+        return MerkleProof(self.leaves[index], path, _merkle_proof(cell))

@@ -106,7 +106,7 @@ class PayEnv:
 
     def claim(self, who: Treasury, provider: Provider, proof: MerkleProof, *, value: int = CLAIM_FEE) -> SendResult:
         body = Provider.claim_reward_body(
-            cumulative=proof.leaf.total, index=proof.index, depth=proof.depth, proof=proof.to_cell()
+            cumulative=proof.cumulative, path=proof.path, proof=proof.cell
         )
         return who.send(provider.address, value, body)
 
