@@ -11,10 +11,11 @@ The wallet is the Provider's owner (one Provider per owner and role). `--root` d
 cooldown) and turns an on-chain refusal into one line.
 
 A claim's proof file is what the epoch's router publishes for each provider
-(`MerkleProof.to_json()`): `{"cumulative": int, "index": int, "depth": int, "siblings":
-[[sum, "hex hash"], ...]}`, optionally with `"provider"` and `"role"` naming the leaf, in
-which case the script checks it against the pool's current root before sending. The pool
-pays `cumulative - claimed` to the owner; the Provider records the new total.
+(`MerkleProof.to_json()`): `{"proof": "base64 BOC of the Merkle-proof cell", "path": int,
+"provider": "0:...", "role": int, "cumulative": int}`. The script checks it names this
+Provider and walks it against the pool's current tree before sending. The Provider records
+the new total and the pool pays `cumulative - claimed` to the owner (a refusal bounces back
+and the record goes back down).
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from typing import Any
 from pytoniq_core import Address
 
 from offchain.errors import ConfigError, InvalidMessage
-from offchain.protocol.merkle import ClaimProof, proof_from_json
+from offchain.protocol.merkle import MerkleProof, proof_from_json
 from offchain.ton.network import NetworkProvider
 from scripts._common import ScriptError, explain, fmt_ton, follow, parse_ton, progress, require_balance, table
 from wrappers.opcodes import Op
 from wrappers.provider import (
+    CLAIM_VALUE,
     PROVIDER_OP_FEE,
     PROVIDER_STORAGE_RESERVE,
     REGISTER_FEE,
@@ -47,8 +49,6 @@ from wrappers.reward_pool import CLAIM_FEE, RewardPool
 from wrappers.root import Root
 
 __all__ = ["run"]
-
-CLAIM_VALUE = "0.1"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,13 +69,14 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--proof", required=True, type=Path, help="the epoch's proof for this Provider (JSON)")
             p.add_argument(
                 "--value",
-                default=CLAIM_VALUE,
-                help="TON attached; the unspent part comes back with the reward (default %(default)s, at least 0.05)",
+                default=str(CLAIM_VALUE / 10**9),
+                help="TON attached; the unspent part comes back with the reward (default %(default)s; "
+                "at least 0.05 plus the proof's forward fee)",
             )
     return ap
 
 
-def _load_proof(path: Path) -> ClaimProof:
+def _load_proof(path: Path) -> MerkleProof:
     """The claim proof in `path`.
 
     Raises:
@@ -101,10 +102,10 @@ async def _claim(provider: NetworkProvider, p: Provider, role: Role, ns: argpars
     """
     d = await _data(provider, p)
     proof = _load_proof(ns.proof)
-    if proof.provider is not None and proof.provider != p.address:
-        raise ConfigError(f"--proof is for {proof.provider.to_str()}, not this Provider {p.address.to_str()}")
-    if proof.role is not None and proof.role != role:
-        raise ConfigError(f"--proof is for role {Role(proof.role).name.lower()}, not {role.name.lower()}")
+    if proof.leaf.provider != p.address:
+        raise ConfigError(f"--proof is for {proof.leaf.provider.to_str()}, not this Provider {p.address.to_str()}")
+    if proof.leaf.role != role:
+        raise ConfigError(f"--proof is for role {Role(proof.leaf.role).name.lower()}, not {role.name.lower()}")
     if d.reward_pool is None:
         raise ScriptError("claim refused: this Provider's terms name no reward pool")
     if proof.cumulative <= d.claimed:
@@ -115,20 +116,18 @@ async def _claim(provider: NetworkProvider, p: Provider, role: Role, ns: argpars
     value = parse_ton(ns.value, "--value")
     if value < CLAIM_FEE:
         raise ConfigError(f"--value must be at least {fmt_ton(CLAIM_FEE)}")
-    if proof.provider is not None and proof.role is not None:  # check before paying for a refusal
-        pool = RewardPool.create_from_address(d.reward_pool)
-        pd = await pool.get_pool_data(provider.open(pool))
-        if not proof.verify(pd.merkle_root.to_bytes(32, "big"), pd.root_total):
-            raise ScriptError(f"claim refused: invalid proof (not in the pool's epoch {pd.epoch} tree; nothing sent)")
+    pool = RewardPool.create_from_address(d.reward_pool)  # check before paying for a refusal
+    pd = await pool.get_pool_data(provider.open(pool))
+    if not proof.verify(pd.merkle_root.to_bytes(32, "big"), pd.root_total):
+        raise ScriptError(f"claim refused: invalid proof (not in the pool's epoch {pd.epoch} tree; nothing sent)")
     await require_balance(provider, value + 10**8, "claiming")
     progress(f"claiming up to {fmt_ton(proof.cumulative)} (claimed so far {fmt_ton(d.claimed)})")
     sent = await p.send_claim_reward(
         provider.open(p),
         provider.sender(),
         cumulative=proof.cumulative,
-        index=proof.index,
-        depth=proof.depth,
-        proof=proof.to_cell(),
+        path=proof.path,
+        proof=proof.cell,
         value=value,
     )
     try:

@@ -32,7 +32,8 @@ class ExitCode(IntEnum):
     COOLDOWN_NOT_OVER = 1104
     AMOUNT_EXCEEDS_UNLOCKED = 1105
     NOTHING_TO_UNSTAKE = 1106
-    # 1107, 1108 retired
+    NOT_FROM_REWARD_POOL = 1107
+    # 1108 retired
     # Channel
     NOT_CLIENT = 1200
     NOT_ROUTER = 1201

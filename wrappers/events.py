@@ -8,7 +8,8 @@ Each decoder reads one incoming message through the layout that `wrappers/messag
 owns (`<Struct>.from_cell`) and is registered by that message's opcode (`Op.*`). Only a
 *successful* transaction that is not a bounce yields a typed event; a failed or bounced
 one falls through to the watcher's generic events (`MessageReceived` with its exit code,
-`MessageBounced`). A typed event of a transaction that also deployed the account is
+`MessageBounced`). The one typed bounce is `ClaimRefused`: a Provider taking its record
+back when the pool refused a claim. A typed event of a transaction that also deployed the account is
 followed by `AccountDeployed`, as the generic events are.
 
 Where an amount is not in the incoming message, it is read from what the transaction
@@ -45,9 +46,9 @@ from wrappers.messages import (
     Deposit,
     DepositRevenue,
     FinishClose,
+    ClaimReward,
     ForwardClaim,
     PostEpochReport,
-    RecordClaim,
     RedeemVoucher,
     RefuseRegistration,
     RegisterProvider,
@@ -79,6 +80,7 @@ __all__ = [
     "ChannelClosing",
     "ChannelOpened",
     "ClaimPaid",
+    "ClaimRefused",
     "Claimed",
     "ConfigChanged",
     "Deposited",
@@ -160,13 +162,23 @@ class Slashed(WatchEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class Claimed(WatchEvent):
-    """The pool paid a claim and the Provider recorded its new claimed total; `to_owner` is
-    what the Provider passed on to its owner (the reward plus the claim's unspent value)."""
+    """The Provider recorded its owner's claim up to `cumulative` and sent `payout` (the rise
+    over its record) to `pool`; ClaimPaid follows, or ClaimRefused takes the record back."""
+
+    owner: str
+    cumulative: int
+    payout: int
+    pool: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClaimRefused(WatchEvent):
+    """The pool refused a claim and it bounced: the Provider's record went back down by
+    `payout`, and what was left of the claim's value went back to the owner."""
 
     pool: str
-    cumulative: int
-    owner: str | None
-    to_owner: int
+    payout: int
+    query_id: int
 
 
 # ---- events: Channel -----------------------------------------------------------------------
@@ -246,13 +258,15 @@ class EpochReported(WatchEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class ClaimPaid(WatchEvent):
-    """The pool verified a claim's proof and paid `amount` (= cumulative - claimed) to `owner`."""
+    """The pool verified a claim's proof and paid `amount` (= cumulative - the Provider's
+    record before) to `owner`; `to_owner` is all it sent (the amount and the unspent value)."""
 
     provider: str
     owner: str
     role: int
     amount: int
     cumulative: int
+    to_owner: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -406,15 +420,31 @@ def _closed(how: str, tx: ChainTx, client: str) -> ChannelClosed | None:
     return ChannelClosed(tx=tx, how=how, client=refund.dest or client, refund=refund.value, compute=c, data=d)
 
 
-def _record_claim(tx: ChainTx, msg: RecordClaim, m: ChainMessage) -> WatchEvent:
-    reward = _out(tx, Op.RECEIVE_REWARD)
+def _claim_reward(tx: ChainTx, msg: ClaimReward, m: ChainMessage) -> WatchEvent | None:
+    fwd = _out(tx, Op.FORWARD_CLAIM)
+    if fwd is None:
+        return None
     return Claimed(
         tx=tx,
-        pool=m.src or "",
+        owner=m.src or "",
         cumulative=msg.cumulative,
-        owner=reward.dest if reward is not None else None,
-        to_owner=reward.value if reward is not None else 0,
+        payout=ForwardClaim.from_cell(fwd.body).payout,
+        pool=fwd.dest or "",
     )
+
+
+def _claim_refused(tx: ChainTx) -> list[WatchEvent] | None:
+    """A bounced ForwardClaim the Provider took back (the only bounce that is an event)."""
+    m = tx.in_msg
+    if m is None or m.kind != "internal" or not m.bounced or not tx.success or m.src is None:
+        return None
+    s = m.body_slice()
+    try:
+        s.skip_bits(32)  # the opcode, after the bounce prefix
+        query_id, payout = s.load_uint(64), s.load_coins()
+    except _PARSE_ERRORS:
+        return None
+    return [ClaimRefused(tx=tx, pool=m.src, payout=payout, query_id=query_id)]
 
 
 def _channel_terms(tx: ChainTx, msg: ChannelTerms, m: ChainMessage) -> WatchEvent | None:
@@ -446,13 +476,15 @@ def _post_epoch_report(tx: ChainTx, msg: PostEpochReport, m: ChainMessage) -> Wa
 
 
 def _forward_claim(tx: ChainTx, msg: ForwardClaim, m: ChainMessage) -> WatchEvent:
+    reward = _out(tx, Op.RECEIVE_REWARD)
     return ClaimPaid(
         tx=tx,
         provider=m.src or "",
         owner=_raw(msg.owner) or "",
         role=msg.role,
-        amount=msg.cumulative - msg.claimed,
+        amount=msg.payout,
         cumulative=msg.cumulative,
+        to_owner=reward.value if reward is not None else 0,
     )
 
 
@@ -477,7 +509,7 @@ _DECODERS: list[tuple[Op, type[Struct], TypedDecoder]] = [
     (Op.REQUEST_UNSTAKE, RequestUnstake, lambda tx, msg, m: UnstakeRequested(tx=tx, owner=m.src or "")),
     (Op.WITHDRAW, Withdraw, lambda tx, msg, m: Withdrawn(tx=tx, owner=m.src or "", amount=msg.amount)),
     (Op.APPLY_SLASH, ApplySlash, _apply_slash),
-    (Op.RECORD_CLAIM, RecordClaim, _record_claim),
+    (Op.CLAIM_REWARD, ClaimReward, _claim_reward),
     # Channel
     (
         Op.DEPOSIT,
@@ -528,4 +560,5 @@ def default_registry(
     scope = list(accounts) if accounts is not None else None
     for op, struct, fn in _DECODERS:
         registry.register(int(op), _typed(struct, fn), accounts=scope)
+    registry.register(int(Op.FORWARD_CLAIM), _claim_refused, accounts=scope)
     return registry

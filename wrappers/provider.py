@@ -39,6 +39,8 @@ from wrappers.messages import (
 __all__ = [
     "BASIS_POINTS",
     "BOUNCE_GAS",
+    "CLAIM_VALUE",
+    "MAX_CLAIM_TOTAL",
     "CONFIRM_REGISTRATION_GAS",
     "MAX_VALIDATORS",
     "PROVIDER_OP_FEE",
@@ -64,6 +66,11 @@ REGISTER_FEE = 50_000_000  # ton("0.05"): RegisterProvider (attach stake + this 
 PROVIDER_OP_FEE = 10_000_000  # ton("0.01"): Stake (amount + this), RequestUnstake
 WITHDRAW_FEE = 20_000_000  # ton("0.02"): Withdraw
 SLASH_RELAY_FEE = 50_000_000  # ton("0.05"): RelaySlash
+# What tools attach to ClaimReward: the Provider wants CLAIM_FEE (wrappers.reward_pool) on top
+# of the claim's own forward fee (~0.008 TON for a proof in a 2^20-leaf tree); the unspent
+# part comes back with the reward.
+CLAIM_VALUE = 100_000_000
+MAX_CLAIM_TOTAL = 1 << 96  # claims of totals from here on are refused (INVALID_PROOF): no tree holds them
 CONFIRM_REGISTRATION_GAS = 4000  # upper bound of the Provider's ConfirmRegistration gas
 BOUNCE_GAS = 3000  # upper bound of the Provider's bounce handler gas
 BASIS_POINTS = 10_000
@@ -228,7 +235,7 @@ class Provider:
         cumulative: int,
         path: int,
         proof: Cell,
-        value: int = 100_000_000,
+        value: int = CLAIM_VALUE,
         query_id: int = 0,
     ) -> Any:
         """Claim up to `cumulative` with a Merkle proof (`MerkleProof`: `.cumulative`, `.path`, `.cell`).

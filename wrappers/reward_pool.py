@@ -48,7 +48,7 @@ __all__ = [
 
 # Fee constants, mirrored from contracts/common/fees.tolk (checked by test_abi_mirror).
 EPOCH_REPORT_FEE = 100_000_000  # ton("0.1"): least value on PostEpochReport; the rest returns
-CLAIM_FEE = 50_000_000  # ton("0.05"): least value on ClaimReward; the rest comes with the reward
+CLAIM_FEE = 50_000_000  # ton("0.05"): least value on ClaimReward above its forward fee (see CLAIM_VALUE)
 POOL_STORAGE_RESERVE = 100_000_000  # ton("0.1"): kept by the pool above what it owes
 MAX_PROOF_DEPTH = 34  # deepest proof cell a claim may carry (Merkle-proof cell, 32 levels, leaf)
 
@@ -167,4 +167,3 @@ class RewardPool:
         s = await provider.get("get_pool_config", [])
         cell = s[0] if isinstance(s[0], Cell) else s[0].to_cell()
         return PoolConfig.from_cell(cell)
-

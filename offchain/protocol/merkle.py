@@ -329,7 +329,9 @@ class MerkleSumTree:
     """The sum tree over `leaves`, in order; `levels[0]` holds the leaves' (hash, depth,
     total), `levels[-1]` the root's."""
 
-    def __init__(self, leaves: list[Leaf]) -> None:
+    def __init__(self, leaves: list[Leaf], *, depth: int | None = None) -> None:
+        """`depth`: node levels above the leaves, when more than `leaves` need (single-child
+        nodes on top): a deep tree with few leaves, for tests of claim gas against depth."""
         if not leaves:
             raise ValueError("a tree needs at least one leaf")
         seen: set[tuple[str, int]] = set()
@@ -341,9 +343,11 @@ class MerkleSumTree:
         self.leaves = list(leaves)
         level = [(*leaf.hash_and_depth(), leaf.total) for leaf in leaves]
         self.levels: list[list[tuple[bytes, int, int]]] = [level]
-        while len(self.levels) == 1 or len(level) > 1:
+        while len(self.levels) == 1 or len(level) > 1 or (depth is not None and len(self.levels) <= depth):
             level = [_node_hash(level[i : i + ARITY]) for i in range(0, len(level), ARITY)]
             self.levels.append(level)
+        if depth is not None and len(self.levels) - 1 != depth:
+            raise ValueError(f"{len(leaves)} leaves do not fit in depth {depth}")
         self.root_hash, _depth, self.root_total = level[0]
         if self.root_total > MAX_TOTAL:
             raise ValueError("tree total exceeds what coins hold")

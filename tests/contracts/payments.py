@@ -20,8 +20,8 @@ from offchain.ton.provider import SandboxProvider
 from offchain.ton.transaction import SendResult, find_tx
 from wrappers.channel import CHANNEL_DEPOSIT_FEE, REDEEM_FEE, Channel, ChannelConfig, ChannelData
 from wrappers.messages import EpochReport
-from wrappers.provider import Provider
-from wrappers.reward_pool import CLAIM_FEE, EPOCH_REPORT_FEE, PoolData, RewardPool
+from wrappers.provider import CLAIM_VALUE, Provider
+from wrappers.reward_pool import EPOCH_REPORT_FEE, PoolData, RewardPool
 from wrappers.root import Root
 
 CLOSE_DELAY = 86400
@@ -104,10 +104,8 @@ class PayEnv:
         body = RewardPool.post_epoch_report_body(report=report, signatures=signatures)
         return (by or self.owner).send(self.pool.address, value, body)
 
-    def claim(self, who: Treasury, provider: Provider, proof: MerkleProof, *, value: int = CLAIM_FEE) -> SendResult:
-        body = Provider.claim_reward_body(
-            cumulative=proof.cumulative, path=proof.path, proof=proof.cell
-        )
+    def claim(self, who: Treasury, provider: Provider, proof: MerkleProof, *, value: int = CLAIM_VALUE) -> SendResult:
+        body = Provider.claim_reward_body(cumulative=proof.cumulative, path=proof.path, proof=proof.cell)
         return who.send(provider.address, value, body)
 
     def provider_p(self, address: Address) -> SandboxProvider:

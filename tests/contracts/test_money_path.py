@@ -82,7 +82,7 @@ def test_full_money_path(pay: PayEnv):
     # every provider claims with its proof
     for i, (_role, who, p) in enumerate(providers):
         res = pay.claim(who, p, tree.proof(i))
-        find_tx(res, from_=p.address, to=who.address, op=Op.RECEIVE_REWARD)
+        find_tx(res, from_=pay.pool.address, to=who.address, op=Op.RECEIVE_REWARD)
         assert provider_claimed(pay, p) == leaves[i].total
     paid_to_providers = sum(provider_claimed(pay, p) for _, _, p in providers)
     assert paid_to_providers == split.providers

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pytoniq_core import Address, begin_cell
 
 from offchain.ton.blockchain import ton
-from offchain.ton.transaction import find_tx, raw
+from offchain.ton.transaction import SendResult, find_tx, raw
 from tests.contracts.conftest import (
     COOLDOWN,
     ENDPOINT,
@@ -211,7 +211,7 @@ def test_operations_on_an_unregistered_provider_are_rejected(env: Env) -> None:
     for body in (p.stake_body(amount=ton(20)), p.request_unstake_body()):
         res = alice.send(p.address, ton(21), body)
         find_tx(res, to=p.address, exit_code=ExitCode.NOT_REGISTERED)
-    res = alice.send(p.address, ton(1), p.record_claim_body(cumulative=1))
+    res = alice.send(p.address, ton(1), p.claim_reward_body(cumulative=1, path=1, proof=begin_cell().end_cell()))
     find_tx(res, to=p.address, exit_code=ExitCode.NOT_REGISTERED)
 
 
@@ -310,21 +310,42 @@ def test_apply_slash_only_from_root(env: Env) -> None:
 
 
 @pytest.mark.gas
-async def test_record_claim_only_from_the_reward_pool_and_never_decreasing(env: Env, gas_snapshot) -> None:
+async def test_claim_records_at_once_and_a_bounce_takes_it_back(env: Env, gas_snapshot) -> None:
+    """ClaimReward records the new total and forwards the difference to the pool. Here the
+    pool is an address without a contract: the claim bounces and the record goes back."""
+    from tests.contracts.conftest import body_of
+    from wrappers.messages import ForwardClaim
+
     pool = addr(0x900)
     env.owner_send(Root.set_reward_pool_body(reward_pool=pool))
     alice, p = _active(env)
-    assert env.provider_data(p).reward_pool == pool
-    res = env.bc.send_internal(src=pool, to=p.address, value=ton("0.05"), body=p.record_claim_body(cumulative=ton(7)))
-    assert find_tx(res, to=p.address).success
-    find_tx(res, from_=p.address, to=alice.address, op=Op.RECEIVE_REWARD)  # carries the reward on to the owner
-    gas_snapshot.record("provider.record_claim", res, skip_first=False)
-    assert env.provider_data(p).claimed == ton(7)
-    res = env.bc.send_internal(src=pool, to=p.address, value=ton("0.05"), body=p.record_claim_body(cumulative=ton(6)))
-    find_tx(res, to=p.address, exit_code=ExitCode.CLAIM_DECREASES)
-    res = alice.send(p.address, ton("0.05"), p.record_claim_body(cumulative=ton(8)))
-    find_tx(res, to=p.address, exit_code=ExitCode.NOT_FROM_REWARD_POOL)
-    assert env.provider_data(p).claimed == ton(7)
+    proof = begin_cell().store_uint(7, 8).end_cell()
+    res = alice.send(p.address, ton("0.1"), p.claim_reward_body(cumulative=ton(7), path=0b10110, proof=proof))
+    claim_tx = find_tx(res, from_=alice.address, to=p.address, op=Op.CLAIM_REWARD, success=True)
+    gas_snapshot.record("provider.claim_reward", SendResult([claim_tx], [], []), skip_first=False)
+    fwd = ForwardClaim.from_cell(body_of(find_tx(res, from_=p.address, to=pool, op=Op.FORWARD_CLAIM)))
+    assert (fwd.payout, fwd.cumulative, fwd.owner, fwd.role, fwd.path) == (
+        ton(7),
+        ton(7),
+        alice.address,
+        Role.BANDWIDTH,
+        0b10110,
+    )
+    assert fwd.proof.hash == proof.hash
+    find_tx(res, from_=pool, to=p.address, bounced=True, success=True)
+    find_tx(res, from_=p.address, to=alice.address, op=Op.RETURN_EXCESS)
+    assert env.provider_data(p).claimed == 0
+    # nothing to claim, too little value, not the owner
+    res = alice.send(p.address, ton("0.1"), p.claim_reward_body(cumulative=0, path=1, proof=proof))
+    find_tx(res, to=p.address, exit_code=ExitCode.NOTHING_TO_CLAIM)
+    res = alice.send(p.address, ton("0.01"), p.claim_reward_body(cumulative=1, path=1, proof=proof))
+    find_tx(res, to=p.address, exit_code=ExitCode.NOT_ENOUGH_VALUE)
+    res = env.bc.treasury("mallory").send(p.address, ton("0.1"), p.claim_reward_body(cumulative=1, path=1, proof=proof))
+    find_tx(res, to=p.address, exit_code=ExitCode.NOT_OWNER)
+    # a total no tree can hold (it would not fit the forwarded message) is refused at once
+    res = alice.send(p.address, ton("0.1"), p.claim_reward_body(cumulative=1 << 96, path=1, proof=proof))
+    find_tx(res, to=p.address, exit_code=ExitCode.INVALID_PROOF)
+    assert env.provider_data(p).claimed == 0
 
 
 def test_plain_transfer_is_accepted_and_returned_with_the_next_excess(env: Env) -> None:

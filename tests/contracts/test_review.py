@@ -3,7 +3,8 @@ RewardPool.
 
 The first group are the weaknesses the review found (threshold-0 quorum, tiny deposits
 draining the pool's reserve, a stake stranded in Root, a relayer taking the owner's spare
-balance, a stuck claim lock, out-of-range durations, slash nonces voided by relay order):
+balance, a claim dying at the pool without an answer, out-of-range durations, slash nonces
+voided by relay order):
 each test asserts the fixed behaviour. The rest are attacks the contracts always resisted.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pytoniq_core import Cell, begin_cell
 
 from offchain.protocol.epoch import build_report, sign_report, split_revenue
-from offchain.protocol.merkle import Leaf, MerkleSumTree, siblings_to_cell
+from offchain.protocol.merkle import Leaf, MerkleSumTree
 from offchain.ton.blockchain import ton
 from offchain.ton.build import code_cell
 from offchain.ton.transaction import SendResult, find_tx
@@ -20,10 +21,10 @@ from tests.contracts.conftest import IMAGE_HASH, MIN_STAKE, NODE_KEY, Env, sign_
 from tests.contracts.payments import CLOSE_DELAY, PayEnv, fund_pool, provider_claimed, pub, register_provider
 from wrappers.channel import CHANNEL_DEPOSIT_FEE, REDEEM_FEE, Channel, ChannelState
 from wrappers.errors import ExitCode
-from wrappers.messages import ChannelTerms, ComputeSplit, DataSplit, ForwardClaim, RecordClaim
+from wrappers.messages import ChannelTerms, ComputeSplit, DataSplit, ForwardClaim
 from wrappers.opcodes import Op
 from wrappers.provider import (
-    CLAIM_LOCK_TIMEOUT,
+    CLAIM_VALUE,
     PROVIDER_STORAGE_RESERVE,
     REGISTER_FEE,
     SLASH_RELAY_FEE,
@@ -47,8 +48,8 @@ def pool_balance(pay: PayEnv, pool: RewardPool | None = None) -> int:
     return pay.bc.account((pool or pay.pool).address).balance
 
 
-def claim_body(cumulative: int, index: int, depth: int, proof: Cell) -> Cell:
-    return Provider.claim_reward_body(cumulative=cumulative, index=index, depth=depth, proof=proof)
+def claim_body(cumulative: int, path: int, proof: Cell) -> Cell:
+    return Provider.claim_reward_body(cumulative=cumulative, path=path, proof=proof)
 
 
 # =============================================================================================
@@ -97,7 +98,7 @@ def test_unsigned_epoch_report_is_refused_even_with_threshold_zero(pay: PayEnv) 
     if accepted:
         before = bc.account(attacker.address).balance
         proof = tree.proof(0)
-        attacker.send(p.address, CLAIM_FEE, claim_body(proof.leaf.total, 0, proof.depth, proof.to_cell()))
+        attacker.send(p.address, ton("0.1"), claim_body(proof.cumulative, proof.path, proof.cell))
         stolen = bc.account(attacker.address).balance - before
         assert stolen > ton(9), stolen  # the whole provider share of the pot
     assert not accepted, "an epoch report with no signature at all was accepted"
@@ -127,47 +128,77 @@ def test_exact_value_deposits_cannot_make_the_pool_insolvent(pay: PayEnv) -> Non
     assert pool_balance(pay) >= d.owed, f"balance {pool_balance(pay)} < owed {d.owed}"
 
 
-def deep_junk_proof(depth: int, junk_cells: int) -> Cell:
-    """`depth` zero siblings, with `junk_cells` full cells hanging off the first cell as its
-    second reference: the pool never reads them, but they are forwarded (and paid for)."""
-    assert depth >= 2 and junk_cells >= 1
-    chain = siblings_to_cell([(bytes(32), 0)] * depth)
-    junk: Cell | None = None
-    for i in range(junk_cells):
-        b = begin_cell().store_uint(i, 32).store_bits("1" * 991)
-        if junk is not None:
-            b = b.store_ref(junk)
-        junk = b.end_cell()
-    b = begin_cell().store_bits(chain.bits)
-    for r in chain.refs:
-        b = b.store_ref(r)
-    assert junk is not None and len(chain.refs) < 4
-    return b.store_ref(junk).end_cell()
+def junk_proof(levels: int) -> Cell:
+    """A 4-ary tree of full cells `levels` deep (depth within MAX_PROOF_DEPTH): the pool reads
+    none of it, but every cell is forwarded and paid for."""
+    counter = iter(range(1 << 20))
+
+    def node(level: int) -> Cell:
+        b = begin_cell().store_uint(next(counter), 32).store_bits("1" * 991)  # distinct cells
+        for _ in range(4 if level else 0):
+            b = b.store_ref(node(level - 1))
+        return b.end_cell()
+
+    return node(levels)
 
 
-def test_a_claim_that_dies_at_the_pool_does_not_lock_the_provider(pay: PayEnv) -> None:
-    """A depth-64 proof carrying cells the pool never reads, with exactly CLAIM_FEE: forwarding
-    eats the value, the pool runs out of gas and nothing is left for a bounce. The claim lock
-    is then stuck, but only until CLAIM_LOCK_TIMEOUT: a live message never takes that long."""
-    who = pay.bc.treasury("locked")
+def test_a_claim_dragging_junk_cells_always_bounces_back_to_the_record(pay: PayEnv) -> None:
+    """The Provider records a claim before the pool answers, so a claim must never die at the
+    pool without a bounce (the old design's claim lock got stuck that way; the record would
+    now stay up without payment). A proof dragging ~0.04 TON of cells the pool never reads:
+    CLAIM_FEE alone is refused at the Provider (the forward fee is counted on top); with
+    enough value the pool refuses and the bounce takes the record back."""
+    who = pay.bc.treasury("junk")
     p = register_provider(pay, who, Role.GPU)
-    proof = deep_junk_proof(64, 45)
-    res = who.send(p.address, CLAIM_FEE, claim_body(1, 0, 64, proof))
-    fwd = find_tx(res, from_=p.address, to=pay.pool.address, op=Op.FORWARD_CLAIM)
-    assert not fwd.success and fwd.exit_code == -14, res.tree()  # out of gas
-    assert not [t for t in res.transactions if t.bounced], "no bounce: nothing left to pay it"
+    proof = junk_proof(3)
+    res = who.send(p.address, CLAIM_FEE, claim_body(1, 1, proof))
+    claim = find_tx(res, to=p.address, op=Op.CLAIM_REWARD)
+    assert claim.exit_code == ExitCode.NOT_ENOUGH_VALUE, res.tree()
+    assert claim.in_message is not None and claim.in_message.fwd_fee > ton("0.02")  # what the cells cost
+    res = who.send(p.address, CLAIM_FEE + ton("0.1"), claim_body(1, 1, proof))
+    find_tx(res, to=pay.pool.address, exit_code=ExitCode.INVALID_PROOF)
+    find_tx(res, from_=pay.pool.address, to=p.address, bounced=True, success=True)
+    assert provider_claimed(pay, p) == 0
 
-    # a genuine reward is posted for this Provider: refused while locked, paid after the timeout
+    # a genuine reward for this Provider is paid as usual
     fund_pool(pay, ton(1), 0)
     tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton("0.5"))])
     report = build_report(pay.pool.address, 1, compute_consumed=ton(1), data_consumed=0, tree=tree)
     ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
-    res = pay.claim(who, p, tree.proof(0), value=ton(1))
-    find_tx(res, to=p.address, op=Op.CLAIM_REWARD, exit_code=ExitCode.CLAIM_IN_PROGRESS)
-    pay.bc.advance(CLAIM_LOCK_TIMEOUT)
-    res = pay.claim(who, p, tree.proof(0), value=ton(1))
-    find_tx(res, to=p.address, op=Op.CLAIM_REWARD, success=True)
+    res = pay.claim(who, p, tree.proof(0))
+    find_tx(res, from_=pay.pool.address, to=who.address, op=Op.RECEIVE_REWARD)
     assert provider_claimed(pay, p) == ton("0.5")
+
+
+def test_a_forged_bounce_cannot_take_the_record_back(pay: PayEnv) -> None:
+    """A bounced ForwardClaim lowers the record by its payout, which would let the owner claim
+    the same earnings again: only one coming from the pool counts."""
+    from offchain.ton.messages import internal_message
+
+    fund_pool(pay, ton(1), 0)
+    who = pay.bc.treasury("bouncer")
+    p = register_provider(pay, who, Role.GPU)
+    tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton("0.5"))])
+    report = build_report(pay.pool.address, 1, compute_consumed=ton(1), data_consumed=0, tree=tree)
+    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    ok(pay.claim(who, p, tree.proof(0)))
+    assert provider_claimed(pay, p) == ton("0.5")
+    fake = ForwardClaim(
+        query_id=0,
+        payout=ton("0.5"),
+        cumulative=ton("0.5"),
+        owner=who.address,
+        role=Role.GPU,
+        path=1,
+        proof=Cell.empty(),
+    ).to_cell()
+    body = begin_cell().store_uint(0xFFFFFFFF, 32).store_bits(fake.begin_parse().load_bits(256)).end_cell()
+    msg = internal_message(src=who.address, dest=p.address, value=ton("0.1"), body=body, bounced=True)
+    res = pay.bc.send_message(msg)
+    find_tx(res, to=p.address, exit_code=ExitCode.NOT_FROM_REWARD_POOL)
+    assert provider_claimed(pay, p) == ton("0.5")
+    res = pay.claim(who, p, tree.proof(0))
+    find_tx(res, to=p.address, exit_code=ExitCode.NOTHING_TO_CLAIM)
 
 
 def test_relaying_a_later_order_first_does_not_void_an_earlier_one(env: Env) -> None:
@@ -339,12 +370,11 @@ def test_provider_of_another_root_cannot_claim_from_this_pool(pay: PayEnv) -> No
         value=ton("0.1"),
         body=ForwardClaim(
             query_id=0,
+            payout=1,
+            cumulative=1,
             owner=who.address,
             role=Role.GPU,
-            claimed=0,
-            cumulative=1,
-            index=0,
-            depth=0,
+            path=1,
             proof=Cell.empty(),
         ).to_cell(),
     )
@@ -365,7 +395,7 @@ def test_provider_cannot_lie_about_its_role_to_take_another_roles_leaf(pay: PayE
     assert provider_claimed(pay, gpu) == 0
 
 
-def test_proof_with_index_bits_beyond_its_depth_is_refused(pay: PayEnv) -> None:
+def test_path_beyond_the_tree_is_refused_and_the_honest_claim_still_pays(pay: PayEnv) -> None:
     fund_pool(pay, ton(10), 0)
     who = pay.bc.treasury("idx")
     p = register_provider(pay, who, Role.GPU)
@@ -373,16 +403,16 @@ def test_proof_with_index_bits_beyond_its_depth_is_refused(pay: PayEnv) -> None:
     report = build_report(pay.pool.address, 1, compute_consumed=ton(10), data_consumed=0, tree=tree)
     ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
     proof = tree.proof(0)
-    res = who.send(p.address, CLAIM_FEE, claim_body(proof.leaf.total, 1 << 2, 2, proof.to_cell()))
-    find_tx(res, to=pay.pool.address, exit_code=ExitCode.INVALID_PROOF)
-    # and the refusal unlocked the Provider: the honest claim goes through
+    res = who.send(p.address, CLAIM_VALUE, claim_body(proof.cumulative, proof.path << 2, proof.cell))
+    assert find_tx(res, to=pay.pool.address).exit_code == 9  # the VM's cell underflow: no 5th level
+    assert provider_claimed(pay, p) == 0  # the bounce took the record back
     ok(pay.claim(who, p, proof))
     assert provider_claimed(pay, p) == ton(1)
 
 
 def test_subtree_node_cannot_be_claimed_as_a_leaf(pay: PayEnv) -> None:
-    """Second-preimage: present an inner node's (hash, sum) one level down as a proof for a
-    shorter path. Leaves and nodes are domain-separated (0x00 / 0x01), so it never matches."""
+    """Second-preimage: stop the path one level early and claim an inner node's sum as if
+    that node were a leaf. A leaf is the cell without references, so it never matches."""
     fund_pool(pay, ton(10), 0)
     who = pay.bc.treasury("node")
     p = register_provider(pay, who, Role.GPU)
@@ -391,24 +421,9 @@ def test_subtree_node_cannot_be_claimed_as_a_leaf(pay: PayEnv) -> None:
     report = build_report(pay.pool.address, 1, compute_consumed=ton(10), data_consumed=0, tree=tree)
     ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
     full = tree.proof(0)
-    # claim the whole left subtree's sum with only the top sibling
-    left_sum = 500 + 1000
-    res = who.send(p.address, CLAIM_FEE, claim_body(left_sum, 0, 1, siblings_to_cell(full.siblings[1:])))
+    # the whole first subtree's sum, with the path stopped at that subtree's node
+    res = who.send(p.address, CLAIM_VALUE, claim_body(tree.root_total, 0b100, full.cell))
     find_tx(res, to=pay.pool.address, exit_code=ExitCode.INVALID_PROOF)
-    assert provider_claimed(pay, p) == 0
-
-
-def test_forged_record_claim_is_refused(pay: PayEnv) -> None:
-    who = pay.bc.treasury("victim")
-    p = register_provider(pay, who, Role.GPU)
-    thief = pay.bc.treasury("thief")
-    res = thief.send(p.address, ton("0.1"), RecordClaim(query_id=0, cumulative=ton(1000)).to_cell())
-    find_tx(res, to=p.address, exit_code=ExitCode.NOT_FROM_REWARD_POOL)
-    # Root's address with a RecordClaim is not the pool either
-    res = pay.bc.send_internal(
-        src=pay.root.address, to=p.address, value=ton("0.1"), body=RecordClaim(query_id=0, cumulative=1).to_cell()
-    )
-    find_tx(res, to=p.address, exit_code=ExitCode.NOT_FROM_REWARD_POOL)
     assert provider_claimed(pay, p) == 0
 
 
@@ -444,7 +459,7 @@ def test_claim_paid_once_even_if_a_later_tree_repeats_the_leaf(pay: PayEnv) -> N
         if epoch == 1:
             ok(res)
         else:
-            find_tx(res, to=pay.pool.address, exit_code=ExitCode.NOTHING_TO_CLAIM)
+            find_tx(res, to=p.address, exit_code=ExitCode.NOTHING_TO_CLAIM)
     assert provider_claimed(pay, p) == ton(1) and pay.pool_data().claimed == ton(1)
     assert pool_balance(pay) >= pay.pool_data().owed
 

@@ -172,8 +172,10 @@ async def test_claim_with_a_real_proof_from_an_epoch_report(
     localnet: LocalnetProcess, params, tmp_path, capsys
 ) -> None:
     """Revenue into the pool, a 2-of-3 epoch report signed by the validators the params file
-    lists, then `provider claim --proof`: a forged proof is refused on chain in one line, the
-    real one pays, and a second claim has nothing left."""
+    lists, then `provider claim --proof`: a file that contradicts its proof, or a proof of a
+    tree the pool never adopted, is refused before anything is sent; a refusal on chain (too
+    little value for the proof's forward fee) is one line; the real one pays, and a second
+    claim has nothing left."""
     dep = await script(localnet, "deploy", ["--params", str(params)], OWNER)
     pool = dep.pool
     r = ["--root", dep.root.address.to_str(), "--role", "validator"]
@@ -202,19 +204,22 @@ async def test_claim_with_a_real_proof_from_an_epoch_report(
     proof = tree.proof(0).to_json()
     total = proof["cumulative"]
 
-    checked = tmp_path / "checked.json"  # names its leaf: checked against the pool before sending
-    checked.write_text(json.dumps({**proof, "cumulative": total + 1}))
+    lying = tmp_path / "lying.json"  # the file's figures contradict the leaf inside its proof
+    lying.write_text(json.dumps({**proof, "cumulative": total + 1}))
+    with pytest.raises(ConfigError, match="'cumulative' .* but the leaf says"):
+        await script(localnet, "provider", ["claim", *r, "--proof", str(lying)], OPERATOR)
+    unknown = tmp_path / "unknown.json"  # a consistent proof of a tree the pool never adopted
+    stranger = MerkleSumTree([Leaf(prov, Role.VALIDATOR, total), Leaf(pool.address, Role.GPU, 1)])
+    unknown.write_text(json.dumps(stranger.proof(0).to_json()))
     with pytest.raises(ScriptError, match=r"^claim refused: invalid proof \(not in the pool's epoch \d+ tree"):
-        await script(localnet, "provider", ["claim", *r, "--proof", str(checked)], OPERATOR)
-    forged = tmp_path / "forged.json"  # anonymous: only the chain can tell
-    forged.write_text(json.dumps({k: v for k, v in proof.items() if k not in ("provider", "role")} | {"cumulative": 5}))
-    with pytest.raises(ScriptError) as err:
-        await script(localnet, "provider", ["claim", *r, "--proof", str(forged)], OPERATOR)
-    assert str(err.value) == f"claim refused: invalid proof (exit code {int(ExitCode.INVALID_PROOF)})"
-    assert err.value.exit_code == ExitCode.INVALID_PROOF
-
+        await script(localnet, "provider", ["claim", *r, "--proof", str(unknown)], OPERATOR)
     good = tmp_path / "proof.json"
     good.write_text(json.dumps(proof))
+    with pytest.raises(ScriptError) as err:  # CLAIM_FEE alone: the proof's forward fee comes on top
+        await script(localnet, "provider", ["claim", *r, "--proof", str(good), "--value", "0.05"], OPERATOR)
+    assert str(err.value) == f"claim refused: not enough TON attached (exit code {int(ExitCode.NOT_ENOUGH_VALUE)})"
+    assert err.value.exit_code == ExitCode.NOT_ENOUGH_VALUE
+
     capsys.readouterr()
     data = await script(localnet, "provider", ["claim", *r, "--proof", str(good)], OPERATOR)
     assert data.claimed == total
@@ -225,5 +230,5 @@ async def test_claim_with_a_real_proof_from_an_epoch_report(
         await script(localnet, "provider", ["claim", *r, "--proof", str(good)], OPERATOR)
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**proof, "role": int(Role.GPU)}))
-    with pytest.raises(ConfigError, match="--proof is for role gpu"):
+    with pytest.raises(ConfigError, match="'role' 0 but the leaf says 3"):
         await script(localnet, "provider", ["claim", *r, "--proof", str(other)], OPERATOR)

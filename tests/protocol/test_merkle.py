@@ -1,15 +1,19 @@
-"""Merkle sum tree: proofs verify, sums add up, and nothing can be claimed twice or forged."""
+"""Merkle sum tree: hashes are real cell hashes, proofs verify, sums add up, forgeries fail."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pytoniq_core import Address
+from pytoniq_core import Address, Builder, Cell, begin_cell
 
-from offchain.protocol.merkle import Leaf, MerkleSumTree, Role, leaf_hash, node_hash
+from offchain.errors import InvalidMessage
+from offchain.protocol.merkle import ARITY, Leaf, MerkleProof, MerkleSumTree, Role, proof_from_json, walk_proof
 
 
 def addr(i: int) -> Address:
@@ -20,14 +24,35 @@ def leaves(n: int) -> list[Leaf]:
     return [Leaf(addr(i), Role.ALL[i % 4], 1_000 + i) for i in range(n)]
 
 
-def test_hash_layouts_are_byte_aligned_sha256():
-    """The contract hashes builders with HASHEXT_SHA256: plain sha256 of these exact bytes."""
-    a = addr(1)
-    expected = hashlib.sha256(b"\x00\x00" + a.hash_part + bytes([Role.ROUTER]) + (123).to_bytes(16, "big")).digest()
-    assert leaf_hash(a, Role.ROUTER, 123) == expected
-    h1, h2 = hashlib.sha256(b"l").digest(), hashlib.sha256(b"r").digest()
-    node = hashlib.sha256(b"\x01" + (5).to_bytes(16, "big") + h1 + (7).to_bytes(16, "big") + h2).digest()
-    assert node_hash(h1, 5, h2, 7) == node
+def node_cell(children: list[tuple[Cell, int]]) -> Cell:
+    """A node built the slow way, straight from the layout in merkle.py's docstring."""
+    sums = [s for _c, s in children] + [0] * (ARITY - len(children))
+    b = begin_cell()
+    for s in reversed(sums):
+        b = b.store_uint(s, 128)
+    for c, _s in children:
+        b = b.store_ref(c)
+    return b.end_cell()
+
+
+def full_tree_cell(lv: list[Leaf]) -> Cell:
+    level = [(leaf.cell(), leaf.total) for leaf in lv]
+    while True:
+        level = [
+            (node_cell(level[i : i + ARITY]), sum(s for _c, s in level[i : i + ARITY]))
+            for i in range(0, len(level), ARITY)
+        ]
+        if len(level) == 1:
+            return level[0][0]
+
+
+@pytest.mark.parametrize("n", [1, 2, 4, 5, 16, 17, 70])
+def test_fast_hashes_are_the_cells_representation_hashes(n):
+    """The tree hashes with hashlib over the standard cell representation; pytoniq-core's
+    cells (what the VM sees) have the same hashes."""
+    lv = leaves(n)
+    assert all(leaf.hash == leaf.cell().hash for leaf in lv)
+    assert MerkleSumTree(lv).root_hash == full_tree_cell(lv).hash
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 16, 50])
@@ -36,32 +61,59 @@ def test_every_leaf_proves_and_root_total_is_the_sum(n):
     assert tree.root_total == sum(leaf.total for leaf in tree.leaves)
     for i in range(n):
         proof = tree.proof(i)
+        assert proof.cell.type_ == 3 and proof.cell.refs[0].get_hash(0) == tree.root_hash
         assert proof.verify(tree.root_hash, tree.root_total)
+        assert walk_proof(proof.cell, proof.path, tree.root_hash, tree.root_total) == tree.leaves[i]
+
+
+def test_proof_reveals_one_path_only():
+    """Everything off the path is a pruned branch: the proof of a 64-leaf tree holds 3 nodes,
+    9 pruned siblings and the leaf, whatever the other leaves say."""
+    tree = MerkleSumTree(leaves(64))
+    proof = tree.proof(37)
+    cells, pruned, todo = 0, 0, [proof.cell.refs[0]]
+    while todo:
+        c = todo.pop()
+        cells += 1
+        pruned += c.type_ == 1
+        todo.extend(c.refs)
+    assert (tree.depth, cells, pruned) == (3, 3 + 9 + 1, 9)
 
 
 def test_forged_proofs_fail():
     tree = MerkleSumTree(leaves(8))
     proof = tree.proof(3)
-    from dataclasses import replace
+    root = (tree.root_hash, tree.root_total)
+    assert proof.verify(*root)
+    forgeries = {
+        "another total": replace(proof, leaf=replace(proof.leaf, total=proof.leaf.total + 1)),
+        "another role": replace(proof, leaf=replace(proof.leaf, role=(proof.leaf.role + 1) % 4)),
+        "another provider": replace(proof, leaf=replace(proof.leaf, provider=addr(999))),
+        "a path into a pruned branch": replace(proof, path=proof.path ^ 1),
+        "a path past the leaf": replace(proof, path=proof.path << 2),
+        "a path stopping above the leaf": replace(proof, path=0b100),
+        "no length marker": replace(proof, path=0),
+        "another leaf's proof": replace(tree.proof(4), leaf=proof.leaf),
+    }
+    for name, bad in forgeries.items():
+        assert not bad.verify(*root), name
+    assert not proof.verify(tree.root_hash, tree.root_total + 1)
+    assert not proof.verify(MerkleSumTree(leaves(9)).root_hash, tree.root_total)
 
-    assert not replace(proof, leaf=replace(proof.leaf, total=proof.leaf.total + 1)).verify(
-        tree.root_hash, tree.root_total
-    )
-    assert not replace(proof, leaf=replace(proof.leaf, role=(proof.leaf.role + 1) % 4)).verify(
-        tree.root_hash, tree.root_total
-    )
-    assert not replace(proof, leaf=replace(proof.leaf, provider=addr(999))).verify(tree.root_hash, tree.root_total)
-    assert not replace(proof, index=proof.index ^ 1).verify(tree.root_hash, tree.root_total)
-    assert not replace(proof, index=proof.index + 8).verify(tree.root_hash, tree.root_total)
-    # moving value between a sibling sum and the leaf keeps the root total but not the hash
-    sib_hash, sib_sum = proof.siblings[0]
-    moved = replace(
-        proof,
-        leaf=replace(proof.leaf, total=proof.leaf.total + 1),
-        siblings=((sib_hash, sib_sum - 1), *proof.siblings[1:]),
-    )
-    assert moved.root()[1] == tree.root_total
-    assert not moved.verify(tree.root_hash, tree.root_total)
+
+def test_a_node_whose_sums_do_not_add_up_is_refused():
+    """Validators could sign a tree whose node sums overstate a branch: the walk checks every
+    node on the path against its parent, so such a leaf never pays."""
+    good, other = Leaf(addr(1), Role.GPU, 100), Leaf(addr(2), Role.GPU, 50)
+    inflated = Leaf(addr(1), Role.GPU, 150)
+    # the top node says 100 + 50 = 150, but the left child node holds a 150 leaf
+    left = node_cell([(inflated.cell(), 150)])
+    top = node_cell([(left, 100), (node_cell([(other.cell(), 50)]), 50)])
+    proof_cell = Builder(type_=3).store_uint(3, 8).store_bytes(top.get_hash(0)).store_uint(top.get_depth(0), 16)
+    proof_cell = proof_cell.store_ref(top).end_cell()
+    with pytest.raises(InvalidMessage, match="do not add up"):
+        walk_proof(proof_cell, 1 << 4, top.hash, 150)
+    assert good.total + other.total == 150
 
 
 def test_duplicate_leaves_rejected():
@@ -72,13 +124,22 @@ def test_duplicate_leaves_rejected():
 
 
 def test_deep_sparse_tree_has_fixed_depth_proofs():
-    tree = MerkleSumTree(leaves(5), depth=20)
+    tree = MerkleSumTree(leaves(5), depth=10)
     proof = tree.proof(4)
-    assert proof.depth == 20 and proof.size_bytes() == 20 * 48 + 4
+    assert tree.depth == 10 and (proof.path.bit_length() - 1) // 2 == 10
     assert proof.verify(tree.root_hash, tree.root_total)
-    small = MerkleSumTree(leaves(5), depth=4)
-    assert small.proof(4).verify(small.root_hash, small.root_total)
+    small = MerkleSumTree(leaves(5))
+    assert small.depth == 2 and small.proof(4).verify(small.root_hash, small.root_total)
     assert small.root_hash != tree.root_hash and small.root_total == tree.root_total
+    with pytest.raises(ValueError, match="do not fit in depth 1"):
+        MerkleSumTree(leaves(5), depth=1)
+
+
+def test_totals_beyond_coins_are_refused():
+    with pytest.raises(ValueError, match="coins"):
+        Leaf(addr(1), Role.GPU, 1 << 120).hash_and_depth()
+    with pytest.raises(ValueError, match="exceeds"):
+        MerkleSumTree([Leaf(addr(i), Role.GPU, (1 << 120) - 1) for i in range(2)])
 
 
 @settings(max_examples=40, deadline=None)
@@ -96,54 +157,44 @@ def test_property_sum_and_proofs(totals):
 
 @pytest.mark.parametrize("n", [1, 2, 5, 50])
 def test_proof_json_round_trips_to_the_same_cell(n):
-    import json
-
-    from offchain.protocol.merkle import proof_cell_from_json, proof_from_json
-
     tree = MerkleSumTree(leaves(n))
     for i in {0, n // 2, n - 1}:
         proof = tree.proof(i)
         doc = json.loads(json.dumps(proof.to_json()))  # through real JSON text
-        assert doc["cumulative"] == proof.leaf.total and doc["depth"] == proof.depth == len(doc["siblings"])
-        cumulative, index, depth, cell = proof_cell_from_json(doc)
-        assert (cumulative, index, depth) == (proof.leaf.total, proof.index, proof.depth)
-        assert cell.hash == proof.to_cell().hash
+        assert doc["cumulative"] == proof.cumulative and doc["path"] == proof.path
         back = proof_from_json(doc)
-        assert back.provider == proof.leaf.provider and back.role == proof.leaf.role
+        assert back.cell.hash == proof.cell.hash and back.path == proof.path and back.leaf == proof.leaf
         assert back.verify(tree.root_hash, tree.root_total)
+        # the leaf's own fields are optional: the proof carries the leaf
+        bare = proof_from_json({"proof": doc["proof"], "path": doc["path"]})
+        assert bare.leaf == proof.leaf
 
 
-def test_proof_json_without_the_leaf_still_gives_the_claim_fields():
-    from offchain.errors import InvalidMessage
-    from offchain.protocol.merkle import proof_from_json
-
-    proof = MerkleSumTree(leaves(4)).proof(2)
-    doc = {k: v for k, v in proof.to_json().items() if k not in ("provider", "role")}
-    got = proof_from_json(doc)
-    assert got.provider is None and got.to_cell().hash == proof.to_cell().hash
-    with pytest.raises(InvalidMessage, match="provider and role"):
-        got.leaf()
+def _doc(**change) -> dict:
+    return {**MerkleSumTree(leaves(4)).proof(1).to_json(), **change}
 
 
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("doc", "message"),
     [
-        ({"cumulative": -1}, "does not fit in uint128"),
-        ({"cumulative": "12"}, "must be an integer"),
-        ({"index": 4}, "does not fit a tree of depth 2"),
-        ({"depth": 3}, "depth 3 but 2 siblings"),
-        ({"siblings": "nope"}, "must be a list"),
-        ({"siblings": [[1, "00" * 32], [2]]}, "sibling 1 must be"),
-        ({"siblings": [[1, "zz" * 32], [2, "00" * 32]]}, "not hex"),
-        ({"siblings": [[1, "00" * 31], [2, "00" * 32]]}, "31 bytes"),
-        ({"siblings": [[1 << 128, "00" * 32], [2, "00" * 32]]}, "uint128"),
-        ({"provider": "not an address"}, "not an address"),
+        (_doc(path=-1), "does not fit in uint64"),
+        (_doc(path="12"), "must be an integer"),
+        (_doc(path=1 << 4), "runs into a pruned branch"),
+        (_doc(path=0b1), "path ends above the leaves"),
+        (_doc(proof=123), "base64 BOC string"),
+        (_doc(proof="not base64!"), "not a base64 BOC"),
+        (_doc(proof=base64.b64encode(begin_cell().end_cell().to_boc()).decode()), "not a Merkle-proof cell"),
+        (_doc(cumulative=5), "but the leaf says"),
+        (_doc(role=3), "but the leaf says"),
+        (_doc(provider=addr(9).to_str()), "but the leaf is"),
+        (_doc(provider="not an address"), "not an address"),
+        ([1, 2], "expected a JSON object"),
     ],
 )
-def test_malformed_proof_files_are_refused(change, message):
-    from offchain.errors import InvalidMessage
-    from offchain.protocol.merkle import proof_from_json
-
-    doc = {**MerkleSumTree(leaves(4)).proof(1).to_json(), **change}
+def test_malformed_proof_files_are_refused(doc, message):
     with pytest.raises(InvalidMessage, match=message):
         proof_from_json(doc)
+
+
+def test_proof_file_is_a_merkle_proof_type():
+    assert isinstance(proof_from_json(_doc()), MerkleProof)
