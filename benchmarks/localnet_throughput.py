@@ -51,16 +51,13 @@ def sign_transfers(n: int, wallets: int) -> list[list[str]]:
     out: list[list[str]] = []
     for w in range(wallets):
         dest = keys[w + 1].address
-        out.append(
-            [
-                base64.b64encode(
-                    keys[w]
-                    .transfer(s, [(message_relaxed(dest=dest, value=VALUE, bounce=False), 3)], valid_until=until)
-                    .to_boc()
-                ).decode()
-                for s in range(per[w])
-            ]
-        )
+        out.append([
+            base64.b64encode(
+                keys[w].transfer(s, [(message_relaxed(dest=dest, value=VALUE, bounce=False), 3)], valid_until=until)
+                .to_boc()
+            ).decode()
+            for s in range(per[w])
+        ])
     return out
 
 
@@ -82,18 +79,8 @@ def free_port() -> int:
 
 
 def start_server(port: int, state: Path | None, wallets: int) -> subprocess.Popen[bytes]:
-    args = [
-        sys.executable,
-        "-m",
-        "offchain.ton.localnet",
-        "--port",
-        str(port),
-        "--quiet",
-        "--block-time",
-        "0",
-        "--wallets",
-        str(wallets),
-    ]
+    args = [sys.executable, "-m", "offchain.ton.localnet", "--port", str(port), "--quiet", "--block-time", "0",
+            "--wallets", str(wallets)]
     args += ["--state", str(state)] if state else ["--memory"]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/api/v2"
@@ -176,12 +163,8 @@ def main() -> int:
     for name, r in runs.items():
         rate = r["messages"] / r["seconds"]
         rows.append((name, f"{rate:,.0f}", f"{r['transactions'] / r['seconds']:,.0f}", f"{rate / base_rate:.2f}x"))
-        result_runs[name] = {
-            **r,
-            "messages_per_s": rate,
-            "transactions_per_s": r["transactions"] / r["seconds"],
-            "ratio_to_sandbox": rate / base_rate,
-        }
+        result_runs[name] = {**r, "messages_per_s": rate, "transactions_per_s": r["transactions"] / r["seconds"],
+                             "ratio_to_sandbox": rate / base_rate}
     w = [max(len(r[i]) for r in rows) for i in range(4)]
     for n, r in enumerate(rows):
         print("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))

@@ -96,7 +96,10 @@ class ChainTx:
     def success(self) -> bool:
         """Compute and action phases both succeeded (the sandbox's definition)."""
         return (
-            not self.compute_skipped and self.exit_code in (0, 1) and not self.aborted and self.action_code in (None, 0)
+            not self.compute_skipped
+            and self.exit_code in (0, 1)
+            and not self.aborted
+            and self.action_code in (None, 0)
         )
 
     @property

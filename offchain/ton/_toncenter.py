@@ -61,7 +61,9 @@ def friendly(raw_addr: str | None, *, testnet: bool = False) -> str:
     """User-friendly bounceable form (what Toncenter prints), "" for none/external."""
     if not raw_addr or raw_addr.startswith("ext:"):
         return ""
-    return Address(raw_addr).to_str(is_user_friendly=True, is_bounceable=True, is_url_safe=True, is_test_only=testnet)
+    return Address(raw_addr).to_str(
+        is_user_friendly=True, is_bounceable=True, is_url_safe=True, is_test_only=testnet
+    )
 
 
 def decode_hash(text: str) -> bytes:
@@ -89,15 +91,8 @@ def tx_id(lt: int, h: bytes) -> dict[str, Any]:
 def render_message(m: ChainMessage | None, *, testnet: bool = False) -> dict[str, Any]:
     if m is None:
         return {
-            "@type": "raw.message",
-            "hash": ZERO_HASH_B64,
-            "source": "",
-            "destination": "",
-            "value": "0",
-            "extra_currencies": [],
-            "fwd_fee": "0",
-            "ihr_fee": "0",
-            "created_lt": "0",
+            "@type": "raw.message", "hash": ZERO_HASH_B64, "source": "", "destination": "",
+            "value": "0", "extra_currencies": [], "fwd_fee": "0", "ihr_fee": "0", "created_lt": "0",
             "body_hash": ZERO_HASH_B64,
             "msg_data": {"@type": "msg.dataRaw", "body": b64(Cell.empty().to_boc()), "init_state": ""},
             "message": "",

@@ -37,46 +37,16 @@ TESTNET_GLOBAL_ID = -3
 # The first localnet mnemonics, precomputed by `_generate_mnemonic(i)` (seed
 # "cocoon-localnet-{i}") with their public keys, so a server starts without 100k-round PBKDFs.
 _PRECOMPUTED: tuple[tuple[str, str], ...] = (
-    (
-        "analyst punch meat method water action frozen cheap cabin kitchen holiday grape imitate gain consider arrive split noble cup grab profit arrange matrix cherry",
-        "03af64ab09aa2cc3241565b5d51c588a420e3e5ee76b4474b6a20ee5bfef7604",
-    ),  # noqa: E501
-    (
-        "essay kit stamp stadium remember boring cause position turtle flip ensure acid sibling mechanic corn quarter problem slogan height exhaust alpha cheese capital diamond",
-        "72a7ac0f6175884f0b8fe5c8e168b41872eef1bb61dba968f6de3b7705a99574",
-    ),  # noqa: E501
-    (
-        "onion gun shoot frog height road black level impulse warrior crush day mandate praise ride argue envelope assault boss motion jeans exchange edge physical",
-        "1e31ef0be8077ad4a91a5851e4f7dfb75495902fb9f237a0ca1a7d8365908171",
-    ),  # noqa: E501
-    (
-        "brief broken draw hurt air bench render clip swamp solid twist derive champion name nephew card crowd permit surround dolphin pencil detail grit harbor",
-        "4171b65a9fecd260fb0296a88881a55ad14db8c951fb998a33174f85ff0b19da",
-    ),  # noqa: E501
-    (
-        "once dizzy pond virtual image predict eight narrow salad verify pact identify sick satoshi foster account alert play minute error few acoustic transfer second",
-        "080954fc097d3b1566e17d384ae24c75167109a0b038f603efc33f818f6b1474",
-    ),  # noqa: E501
-    (
-        "relax put option torch equip inhale walnut leave tiny tiny clerk pyramid topic marble connect marriage similar wine novel cook brush fresh crater urban",
-        "4e332af11890b90fa20e631ed9e3b4c72c7be10ba680227351009bf9245f6b60",
-    ),  # noqa: E501
-    (
-        "real antique virtual crystal biology acquire pet sunny chase wall radio champion culture toddler mango sun flag between there any hamster brand phrase where",
-        "72caa776dc7ffe47df804016a982a3e81b927c956366730e3ff2910cee57ce9b",
-    ),  # noqa: E501
-    (
-        "museum pill strong kite injury puzzle lamp deliver pig buzz puppy salon purchase boost super stadium amazing cost meat man account pitch tooth viable",
-        "9fddaef1a87b52b7889802b6e8c2ce4e2d7104493225559a144d614b847046f5",
-    ),  # noqa: E501
-    (
-        "surprise rookie slim pelican enforce honey grass kitten version project dumb save globe board limit cargo extra noble box quantum into narrow sand city",
-        "5014c956588af541dd73fbf5763e6cb1eeb87f37970f86b203247b624b62cd7e",
-    ),  # noqa: E501
-    (
-        "ticket enrich bridge couch chuckle title lucky wire yellow dawn wrist want loud arrow noodle token parade observe water slender pair rug wreck during",
-        "2386d9e952d0d6ac0b645e2c5a9953243cdfd59cce0197760758a6d3a570182b",
-    ),  # noqa: E501
+    ("analyst punch meat method water action frozen cheap cabin kitchen holiday grape imitate gain consider arrive split noble cup grab profit arrange matrix cherry", "03af64ab09aa2cc3241565b5d51c588a420e3e5ee76b4474b6a20ee5bfef7604"),  # noqa: E501
+    ("essay kit stamp stadium remember boring cause position turtle flip ensure acid sibling mechanic corn quarter problem slogan height exhaust alpha cheese capital diamond", "72a7ac0f6175884f0b8fe5c8e168b41872eef1bb61dba968f6de3b7705a99574"),  # noqa: E501
+    ("onion gun shoot frog height road black level impulse warrior crush day mandate praise ride argue envelope assault boss motion jeans exchange edge physical", "1e31ef0be8077ad4a91a5851e4f7dfb75495902fb9f237a0ca1a7d8365908171"),  # noqa: E501
+    ("brief broken draw hurt air bench render clip swamp solid twist derive champion name nephew card crowd permit surround dolphin pencil detail grit harbor", "4171b65a9fecd260fb0296a88881a55ad14db8c951fb998a33174f85ff0b19da"),  # noqa: E501
+    ("once dizzy pond virtual image predict eight narrow salad verify pact identify sick satoshi foster account alert play minute error few acoustic transfer second", "080954fc097d3b1566e17d384ae24c75167109a0b038f603efc33f818f6b1474"),  # noqa: E501
+    ("relax put option torch equip inhale walnut leave tiny tiny clerk pyramid topic marble connect marriage similar wine novel cook brush fresh crater urban", "4e332af11890b90fa20e631ed9e3b4c72c7be10ba680227351009bf9245f6b60"),  # noqa: E501
+    ("real antique virtual crystal biology acquire pet sunny chase wall radio champion culture toddler mango sun flag between there any hamster brand phrase where", "72caa776dc7ffe47df804016a982a3e81b927c956366730e3ff2910cee57ce9b"),  # noqa: E501
+    ("museum pill strong kite injury puzzle lamp deliver pig buzz puppy salon purchase boost super stadium amazing cost meat man account pitch tooth viable", "9fddaef1a87b52b7889802b6e8c2ce4e2d7104493225559a144d614b847046f5"),  # noqa: E501
+    ("surprise rookie slim pelican enforce honey grass kitten version project dumb save globe board limit cargo extra noble box quantum into narrow sand city", "5014c956588af541dd73fbf5763e6cb1eeb87f37970f86b203247b624b62cd7e"),  # noqa: E501
+    ("ticket enrich bridge couch chuckle title lucky wire yellow dawn wrist want loud arrow noodle token parade observe water slender pair rug wreck during", "2386d9e952d0d6ac0b645e2c5a9953243cdfd59cce0197760758a6d3a570182b"),  # noqa: E501
 )
 
 
@@ -165,10 +135,7 @@ class WalletKey:
             raise ValueError("this wallet has no secret key: it cannot sign")
         until = valid_until if valid_until is not None else int(time.time()) + 120
         body = wallet_v5_transfer_body(
-            SigningKey(self.secret_key[:32]),
-            wallet_id=self.wallet_id,
-            seqno=seqno,
-            valid_until=until,
+            SigningKey(self.secret_key[:32]), wallet_id=self.wallet_id, seqno=seqno, valid_until=until,
             messages=messages,
         )
         return external_message(dest=self.address, body=body, init=self.init if with_init else None)

@@ -219,7 +219,9 @@ class LocalnetServer:
         if (lt is None) != (h in (None, "")):
             raise ToncenterInputError("Validation error: lt and hash must be sent together", 422)
         to_lt = _int(p, "to_lt", 0) or 0
-        records = self.chain.transactions(addr, limit=limit, lt=lt, hash_=decode_hash(h) if h else None, to_lt=to_lt)
+        records = self.chain.transactions(
+            addr, limit=limit, lt=lt, hash_=decode_hash(h) if h else None, to_lt=to_lt
+        )
         return [render_transaction(decode_transaction(r.boc)) for r in records]
 
     def run_get_method(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -250,12 +252,8 @@ class LocalnetServer:
             "last": self._block_id(),
             "state_root_hash": b64(self.chain.block_hash),
             "init": {
-                "@type": "ton.blockIdExt",
-                "workchain": -1,
-                "shard": "-9223372036854775808",
-                "seqno": 0,
-                "root_hash": b64(b"\0" * 32),
-                "file_hash": b64(b"\0" * 32),
+                "@type": "ton.blockIdExt", "workchain": -1, "shard": "-9223372036854775808", "seqno": 0,
+                "root_hash": b64(b"\0" * 32), "file_hash": b64(b"\0" * 32),
             },
         }
 
@@ -429,7 +427,6 @@ def run_localnet(config: LocalnetConfig) -> int:
         print(banner(server, url), flush=True)
     else:
         print(f"Listening on {url}", flush=True)
-
     class _Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:  # stop gracefully, exit 0 (no re-raise)
             self.force_exit = self.should_exit and sig == signal.SIGINT
@@ -437,12 +434,8 @@ def run_localnet(config: LocalnetConfig) -> int:
 
     uv = _Server(
         uvicorn.Config(
-            create_app(server),
-            host=config.host,
-            port=config.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
+            create_app(server), host=config.host, port=config.port, log_level="warning",
+            access_log=False, lifespan="on",
         )
     )
     with contextlib.suppress(KeyboardInterrupt):
@@ -467,20 +460,15 @@ def _config(ns: argparse.Namespace) -> LocalnetConfig:
     if ns.fresh and state is not None:
         state.unlink(missing_ok=True)
     return LocalnetConfig(
-        host=ns.host,
-        port=ns.port,
-        state=state,
-        wallets=ns.wallets,
-        balance=int(ns.balance * 10**9),
-        block_time=ns.block_time,
-        quiet=ns.quiet,
+        host=ns.host, port=ns.port, state=state, wallets=ns.wallets, balance=int(ns.balance * 10**9),
+        block_time=ns.block_time, quiet=ns.quiet,
     )
 
 
 def add_localnet_command(subparsers: Any) -> Callable[[argparse.Namespace], int]:
     """Register `localnet` on an argparse subparsers object; returns its runner.
 
-    runners["localnet"] = add_localnet_command(sub)
+        runners["localnet"] = add_localnet_command(sub)
     """
     p = subparsers.add_parser("localnet", help="run a local TON chain with a Toncenter v2 API")
     _add_arguments(p)
@@ -507,3 +495,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -75,12 +75,8 @@ TONCENTER_URLS = {
     "mainnet": "https://toncenter.com/api/v2",
     "testnet": "https://testnet.toncenter.com/api/v2",
 }
-GLOBAL_IDS = {
-    "sandbox": MAINNET_GLOBAL_ID,
-    "localnet": MAINNET_GLOBAL_ID,
-    "mainnet": MAINNET_GLOBAL_ID,
-    "testnet": TESTNET_GLOBAL_ID,
-}
+GLOBAL_IDS = {"sandbox": MAINNET_GLOBAL_ID, "localnet": MAINNET_GLOBAL_ID, "mainnet": MAINNET_GLOBAL_ID,
+              "testnet": TESTNET_GLOBAL_ID}
 _ZERO_HASH = b"\0" * 32
 SANDBOX_WALLETS = 10
 _IGNORE_ERRORS = 2  # send mode +2; wallet v5r1 throws 137 on a signed external without it
@@ -235,9 +231,8 @@ class ToncenterProvider:
         )
         self._lock = asyncio.Lock()
 
-    async def _call(
-        self, http: str, path: str, *, params: dict[str, Any] | None = None, body: dict[str, Any] | None = None
-    ) -> Any:
+    async def _call(self, http: str, path: str, *, params: dict[str, Any] | None = None,
+                    body: dict[str, Any] | None = None) -> Any:
         from tonutils.exceptions import ProviderResponseError, TonutilsError
 
         if not self.client.connected:
@@ -379,11 +374,8 @@ class SentMessage:
             h = m.hash
             out.append(
                 await wait_for_transaction(
-                    self.chain,
-                    m.dest,
-                    lambda t, h=h: t.in_msg is not None and t.in_msg.hash == h,
-                    after_lt=m.created_lt,
-                    timeout=timeout,
+                    self.chain, m.dest, lambda t, h=h: t.in_msg is not None and t.in_msg.hash == h,
+                    after_lt=m.created_lt, timeout=timeout,
                 )
             )
         return out
@@ -436,11 +428,8 @@ class WalletSender:
             await self.chain.send_boc(ext)
             h = ext.hash
             tx = await wait_for_transaction(
-                self.chain,
-                self.address,
-                lambda t: t.in_msg is not None and t.in_msg.hash == h,
-                after_lt=acc.last_lt,
-                timeout=self.timeout,
+                self.chain, self.address, lambda t: t.in_msg is not None and t.in_msg.hash == h,
+                after_lt=acc.last_lt, timeout=self.timeout,
             )
             return SentMessage(self.chain, h, tx)
 
@@ -475,9 +464,8 @@ class TonConnectSender:
     Not exercised by the test-suite: it needs a human and a wallet app.
     """
 
-    def __init__(
-        self, chain: ChainProvider, manifest_url: str, *, wallet_name: str = "tonkeeper", timeout: float = 300.0
-    ) -> None:
+    def __init__(self, chain: ChainProvider, manifest_url: str, *, wallet_name: str = "tonkeeper",
+                 timeout: float = 300.0) -> None:
         try:
             from pytonconnect import TonConnect
         except ImportError as err:  # pragma: no cover - pytonconnect is a declared dependency
@@ -511,14 +499,8 @@ class TonConnectSender:
         return self.address
 
     async def send(
-        self,
-        *,
-        to: Address,
-        value: int,
-        body: Cell | None = None,
-        init: StateInit | None = None,
-        bounce: bool = True,
-        mode: int = 3,
+        self, *, to: Address, value: int, body: Cell | None = None, init: StateInit | None = None,
+        bounce: bool = True, mode: int = 3,
     ) -> SentMessage:
         if self.address is None:
             await self.connect()
@@ -533,11 +515,8 @@ class TonConnectSender:
         ext = Cell.one_from_boc(base64.b64decode(res["boc"]))
         h = ext.hash
         tx = await wait_for_transaction(
-            self.chain,
-            self.address,
-            lambda t: t.in_msg is not None and t.in_msg.hash == h,
-            after_lt=acc.last_lt,
-            timeout=self.timeout,
+            self.chain, self.address, lambda t: t.in_msg is not None and t.in_msg.hash == h,
+            after_lt=acc.last_lt, timeout=self.timeout,
         )
         return SentMessage(self.chain, h, tx)
 
@@ -610,11 +589,7 @@ class NetworkProvider:
             await asyncio.sleep(poll)
 
     async def wait_for_transaction(
-        self,
-        address: Address | str,
-        predicate: Callable[[ChainTx], bool],
-        *,
-        after_lt: int = 0,
+        self, address: Address | str, predicate: Callable[[ChainTx], bool], *, after_lt: int = 0,
         timeout: float = 60.0,
     ) -> ChainTx:
         return await wait_for_transaction(self.chain, address, predicate, after_lt=after_lt, timeout=timeout)

@@ -129,14 +129,8 @@ def generic_events(tx: ChainTx) -> list[WatchEvent]:
     elif m is not None and m.kind == "internal":
         out.append(
             MessageReceived(
-                tx=tx,
-                src=m.src,
-                value=m.value,
-                op=m.op,
-                query_id=m.query_id,
-                body=m.body,
-                success=tx.success,
-                exit_code=tx.exit_code,
+                tx=tx, src=m.src, value=m.value, op=m.op, query_id=m.query_id, body=m.body,
+                success=tx.success, exit_code=tx.exit_code,
             )
         )
     elif m is not None and m.kind == "external-in":
@@ -165,7 +159,9 @@ class DecoderRegistry:
         self._by_op: dict[int, list[tuple[frozenset[str] | None, Decoder]]] = {}
         self._any: list[tuple[frozenset[str] | None, Decoder]] = []
 
-    def register(self, op: int | None, decoder: Decoder, *, accounts: Iterable[Address | str] | None = None) -> Decoder:
+    def register(
+        self, op: int | None, decoder: Decoder, *, accounts: Iterable[Address | str] | None = None
+    ) -> Decoder:
         """Add a decoder for transactions whose incoming message has opcode `op` (None: any).
 
         Raises:

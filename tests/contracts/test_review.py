@@ -552,3 +552,40 @@ def test_unsigned_or_under_signed_report_is_refused_with_a_real_threshold(pay: P
         res = pay.post_report(report, sigs, by=who)
         find_tx(res, to=pay.pool.address, exit_code=ExitCode.NOT_ENOUGH_SIGNATURES)
     assert pay.pool_data().epoch == 0
+
+
+def test_the_least_value_a_provider_accepts_pays_the_deepest_claim_or_its_bounce(pay: PayEnv) -> None:
+    """The Provider accepts a claim from CLAIM_FEE + the claim's own forward fee. At exactly the
+    least value it accepts, the deepest proof a claim can carry (31 levels: the path is a
+    uint64) is still paid, and a refused one still bounces back to the record."""
+    from dataclasses import replace
+
+    fund_pool(pay, ton(1), 0)
+    who = pay.bc.treasury("deepest")
+    p = register_provider(pay, who, Role.GPU)
+    tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton("0.5"))], depth=31)
+    report = build_report(pay.pool.address, 1, compute_consumed=ton(1), data_consumed=0, tree=tree)
+    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    proof = tree.proof(0)
+    snap = pay.bc.snapshot()
+
+    def accepted(value: int, claim: object = proof) -> SendResult | None:
+        pay.bc.load_from(snap)
+        res = pay.claim(who, p, claim, value=value)  # type: ignore[arg-type]
+        return None if find_tx(res, to=p.address).exit_code == ExitCode.NOT_ENOUGH_VALUE else res
+
+    lo, hi = CLAIM_FEE, CLAIM_VALUE  # refused at lo, accepted at hi
+    assert accepted(lo) is None and accepted(hi) is not None
+    while hi - lo > 1000:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if accepted(mid) is not None else (mid, hi)
+    paid = accepted(hi)
+    assert paid is not None
+    find_tx(paid, from_=pay.pool.address, to=who.address, op=Op.RECEIVE_REWARD)
+    assert provider_claimed(pay, p) == ton("0.5")
+    refused = accepted(hi, replace(proof, leaf=replace(proof.leaf, total=ton("0.4"))))
+    assert refused is not None
+    find_tx(refused, to=pay.pool.address, exit_code=ExitCode.INVALID_PROOF)
+    find_tx(refused, from_=pay.pool.address, to=p.address, bounced=True, success=True)
+    assert provider_claimed(pay, p) == 0
+    pay.bc.load_from(snap)

@@ -51,15 +51,8 @@ class LocalnetProcess:
 
     def start(self, *, quiet: bool = True) -> LocalnetProcess:
         args = [
-            sys.executable,
-            "-m",
-            "offchain.ton.localnet",
-            "--port",
-            str(self.port),
-            "--block-time",
-            str(self.block_time),
-            "--wallets",
-            str(self.wallets),
+            sys.executable, "-m", "offchain.ton.localnet", "--port", str(self.port),
+            "--block-time", str(self.block_time), "--wallets", str(self.wallets),
         ] + (["--quiet"] if quiet else [])
         args += ["--state", str(self.state)] if self.state is not None else ["--memory"]
         self.log = Path(os.environ.get("TMPDIR", "/tmp")) / f"localnet-{self.port}-{time.time_ns()}.log"
@@ -88,9 +81,8 @@ class LocalnetProcess:
     def request(self, method: str, path: str, body: object = None, raw: bytes | None = None) -> tuple[int, dict]:
         """Any request; returns (status, JSON body) whatever the status."""
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        req = urllib.request.Request(
-            f"{self.url}/{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-        )
+        req = urllib.request.Request(f"{self.url}/{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status, json.loads(r.read())
@@ -119,9 +111,8 @@ def start_localnet(tmp_path: Path) -> Iterator[Callable[..., LocalnetProcess]]:
     """`start_localnet(block_time=0.2, state=path)`: a private server, killed at teardown."""
     started: list[LocalnetProcess] = []
 
-    def start(
-        *, block_time: float = 0.0, state: Path | str | None = "default", wallets: int = 4, port: int | None = None
-    ) -> LocalnetProcess:
+    def start(*, block_time: float = 0.0, state: Path | str | None = "default", wallets: int = 4,
+              port: int | None = None) -> LocalnetProcess:
         st = tmp_path / "localnet.json" if state == "default" else state
         p = LocalnetProcess(state=st, block_time=block_time, wallets=wallets)  # type: ignore[arg-type]
         if port is not None:

@@ -43,6 +43,7 @@ from wrappers.events import (
     ChannelOpened,
     Claimed,
     ClaimPaid,
+    ClaimRefused,
     ConfigChanged,
     Deposited,
     EpochReported,
@@ -139,6 +140,12 @@ async def test_payment_flow_yields_typed_events_in_chain_order(net: NetworkProvi
     await pool.send_post_epoch_report(
         net.open(pool), foundation.sender(), report=report, signatures=sign_report(report, VALIDATORS[:2])
     )
+    # a claim with a proof of a tree the pool never adopted: refused, the Provider takes it back
+    stranger = MerkleSumTree([Leaf(prov.address, Role.ROUTER, split.providers), Leaf(pool.address, Role.GPU, 1)])
+    bad = stranger.proof(0)
+    await prov.send_claim_reward(
+        operator.open(prov), operator.sender(), cumulative=bad.cumulative, path=bad.path, proof=bad.cell
+    )
     proof_file = tmp_path / "proof.json"
     proof_file.write_text(json.dumps(tree.proof(0).to_json()))
     capsys.readouterr()
@@ -195,7 +202,10 @@ async def test_payment_flow_yields_typed_events_in_chain_order(net: NetworkProvi
         ("pool", "RevenueDeposited"),
         ("channel", "MessageReceived"),  # the replay, refused
         ("pool", "EpochReported"),
-        ("provider", "Claimed"),  # recorded, forwarded to the pool
+        ("provider", "Claimed"),  # recorded, forwarded to the pool...
+        ("pool", "MessageReceived"),  # ...which refuses the stranger's proof
+        ("provider", "ClaimRefused"),  # the bounce takes the record back
+        ("provider", "Claimed"),
         ("pool", "ClaimPaid"),  # paid to the owner directly
         ("provider", "Staked"),
         ("root", "MessageReceived"),  # RelaySlash
@@ -249,9 +259,13 @@ async def test_payment_flow_yields_typed_events_in_chain_order(net: NetworkProvi
     assert (paid.amount, paid.cumulative, paid.role) == (split.providers, split.providers, Role.ROUTER)
     assert paid.provider == raw(prov.address) and paid.owner == raw(operator.sender().address)
     assert paid.to_owner > split.providers
-    (claimed,) = by_kind[Claimed]
-    assert (claimed.cumulative, claimed.payout) == (split.providers, split.providers)
-    assert claimed.owner == raw(operator.sender().address) and claimed.pool == raw(pool.address)
+    for claimed in by_kind[Claimed]:  # the refused claim and the paid one: the same figures
+        assert (claimed.cumulative, claimed.payout) == (split.providers, split.providers)
+        assert claimed.owner == raw(operator.sender().address) and claimed.pool == raw(pool.address)
+    (refused,) = by_kind[ClaimRefused]
+    assert (refused.payout, refused.pool, refused.account) == (split.providers, raw(pool.address), raw(prov.address))
+    refusal = next(e for e in events if isinstance(e, MessageReceived) and name[e.account] == "pool" and not e.success)
+    assert refusal.exit_code == ExitCode.INVALID_PROOF and refusal.op == Op.FORWARD_CLAIM
     assert by_kind[Staked][0].amount == 2 * TON
     (slashed,) = by_kind[Slashed]
     assert (slashed.requested, slashed.slashed, slashed.reason_hash) == (TON, TON, 7)

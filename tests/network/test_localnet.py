@@ -33,15 +33,8 @@ def seqno(net: LocalnetProcess, k: WalletKey) -> int:
     return int(info.get("seqno", 0))
 
 
-def transfer(
-    net: LocalnetProcess,
-    k: WalletKey,
-    to: Address,
-    value: int = ONE_TON,
-    *,
-    body: Cell | None = None,
-    seq: int | None = None,
-) -> Cell:
+def transfer(net: LocalnetProcess, k: WalletKey, to: Address, value: int = ONE_TON, *, body: Cell | None = None,
+             seq: int | None = None) -> Cell:
     seq = seqno(net, k) if seq is None else seq
     return k.transfer(seq, [(message_relaxed(dest=to, value=value, body=body, bounce=False), 3)])
 
@@ -153,14 +146,13 @@ def test_run_get_method_returns_toncenter_stack_and_exit_codes(localnet: Localne
     addr = key(0).address.to_str(False)
     status, doc = localnet.post("runGetMethod", {"address": addr, "method": "get_public_key", "stack": []})
     assert status == 200
-    ((tag, value),) = doc["result"]["stack"]
+    (tag, value), = doc["result"]["stack"]
     assert tag == "num" and int(value, 16) == int.from_bytes(key(0).public_key, "big")
     assert doc["result"]["exit_code"] == 0 and doc["result"]["gas_used"] > 0
     _, doc = localnet.post("runGetMethod", {"address": addr, "method": "no_such_getter", "stack": []})
     assert doc["ok"] is True and doc["result"]["exit_code"] == 11
-    _, doc = localnet.post(
-        "runGetMethod", {"address": Address((0, b"\x43" * 32)).to_str(), "method": "seqno", "stack": []}
-    )
+    _, doc = localnet.post("runGetMethod", {"address": Address((0, b"\x43" * 32)).to_str(), "method": "seqno",
+                                            "stack": []})
     assert doc["ok"] is True and doc["result"]["exit_code"] != 0
     _, doc = localnet.post("runGetMethod", {"address": addr, "method": 85143, "stack": []})  # seqno's id
     assert doc["result"]["exit_code"] == 0 and doc["result"]["stack"][0][0] == "num"
@@ -176,19 +168,12 @@ def test_config_and_masterchain_info(localnet: LocalnetProcess) -> None:
 
 
 def test_json_rpc_serves_the_same_methods(localnet: LocalnetProcess) -> None:
-    status, doc = localnet.post(
-        "jsonRPC",
-        {"id": 7, "jsonrpc": "2.0", "method": "getAddressInformation", "params": {"address": key(0).address.to_str()}},
-    )
+    status, doc = localnet.post("jsonRPC", {"id": 7, "jsonrpc": "2.0", "method": "getAddressInformation",
+                                            "params": {"address": key(0).address.to_str()}})
     assert status == 200 and doc["ok"] is True and doc["id"] == 7 and doc["result"]["state"] == "active"
-    status, doc = localnet.post(
-        "jsonRPC",
-        {
-            "id": 8,
-            "method": "runGetMethod",
-            "params": {"address": key(0).address.to_str(), "method": "seqno", "stack": []},
-        },
-    )
+    status, doc = localnet.post("jsonRPC", {"id": 8, "method": "runGetMethod",
+                                            "params": {"address": key(0).address.to_str(), "method": "seqno",
+                                                       "stack": []}})
     assert status == 200 and doc["result"]["exit_code"] == 0
     status, doc = localnet.post("jsonRPC", {"id": 9, "method": "sendBoc", "params": {"boc": "AAAA"}})
     assert status == 400 and doc == {"ok": False, "error": doc["error"], "code": 400, "jsonrpc": "2.0", "id": 9}

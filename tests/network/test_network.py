@@ -117,9 +117,8 @@ async def test_bad_input_is_a_provider_error_with_its_code(net: NetworkProvider)
         await net.chain.send_boc("definitely not a boc")
     assert err.value.code == 400
     victim = WalletKey.localnet(2, with_secret=False)
-    forged = WalletKey(
-        public_key=victim.public_key, wallet_id=victim.wallet_id, secret_key=WalletKey.localnet(1).secret_key
-    )
+    forged = WalletKey(public_key=victim.public_key, wallet_id=victim.wallet_id,
+                       secret_key=WalletKey.localnet(1).secret_key)
     with pytest.raises(ProviderError) as err:
         await net.chain.send_boc(forged.transfer(0, [(Counter.increase_body(1), 3)]))
     assert err.value.code == 400
