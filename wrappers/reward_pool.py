@@ -77,6 +77,7 @@ class RewardPoolConfig:
 
 
 def reward_pool_config_to_cell(config: RewardPoolConfig) -> Cell:
+    """The deploy-time data: the Root and zeros, as Root rebuilds it on chain."""
     return PoolStorage(
         root=config.root,
         compute_pot=0,
