@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from offchain.protocol.epoch import build_report, sign_report, split_revenue
 from offchain.protocol.merkle import Leaf, MerkleSumTree
 from offchain.ton.blockchain import ton
-from offchain.ton.transaction import find_tx
+from offchain.ton.transaction import find_tx, raw
 from tests.contracts.conftest import validator_keys
 from tests.contracts.payments import PayEnv, fund_pool, provider_claimed, pub, register_provider
 from wrappers.errors import ExitCode
@@ -420,3 +420,60 @@ def test_every_leaf_of_partly_filled_trees_claims_on_chain(pay: PayEnv):
         find_tx(res, from_=pay.pool.address, to=w.address, op=Op.RECEIVE_REWARD)
         assert provider_claimed(pay, p) == ton(1) + i
     assert pay.pool_data().claimed == tree.root_total
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batches=st.lists(
+        st.lists(st.tuples(st.integers(min_value=1, max_value=3), st.booleans()), min_size=1, max_size=4),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_property_claims_in_flight_never_leave_the_record_above_what_was_paid(pay: PayEnv, batches):
+    """Claims go out in batches of up to four in one wallet transaction, so they are in flight
+    together: each names an epoch's total (1, 2 or 3 TON, the epochs' trees), with a true or a
+    forged proof. Whatever the order of refusals and payments, the Provider's record ends equal
+    to what the pool paid, never above the leaf, and the owner received exactly that much."""
+    from dataclasses import replace
+
+    from offchain.ton.messages import message_relaxed
+
+    snap = pay.bc.snapshot()
+    try:
+        fund_pool(pay, ton(10), 0)
+        who = pay.bc.treasury("in-flight")
+        p = register_provider(pay, who, Role.GPU)
+        proofs = {}
+        for epoch in (1, 2, 3):  # cumulative 1, 2, 3 TON; claims below use the newest tree
+            tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton(epoch))])
+            res = pay.post_report(*report_for(pay, epoch, ton(10) if epoch == 1 else 0, 0, tree))
+            find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT, success=True)
+            proofs[epoch] = tree.proof(0)
+        newest = proofs[3]
+        received = 0
+        for batch in batches:
+            msgs = []
+            for total, true in batch:
+                # only the newest tree's total with its own proof is true; the rest are forged
+                forged = replace(newest, leaf=replace(newest.leaf, total=ton(total)))
+                proof = newest if (true and total == 3) else forged
+                body = Provider.claim_reward_body(cumulative=proof.cumulative, path=proof.path, proof=proof.cell)
+                msgs.append((message_relaxed(dest=p.address, value=ton("0.1"), body=body), 1))
+            res = who.send_messages(msgs)
+            received += sum(
+                t.value
+                for t in res.transactions
+                if t.src == raw(pay.pool.address) and t.dst == raw(who.address) and t.op == Op.RECEIVE_REWARD
+            )
+            record = provider_claimed(pay, p)
+            assert record == pay.pool_data().claimed <= ton(3)
+        # each payment carried its payout plus the unspent value of its claim (< 0.1 TON each)
+        paid = pay.pool_data().claimed
+        assert paid <= received < paid + ton("0.1") * sum(len(b) for b in batches)
+        # and whatever happened, the true proof now pays exactly the rest
+        if provider_claimed(pay, p) < ton(3):
+            pay.claim(who, p, newest)
+        assert provider_claimed(pay, p) == pay.pool_data().claimed == ton(3)
+    finally:
+        pay.bc.load_from(snap)
