@@ -432,9 +432,10 @@ def test_every_leaf_of_partly_filled_trees_claims_on_chain(pay: PayEnv):
 )
 def test_property_claims_in_flight_never_leave_the_record_above_what_was_paid(pay: PayEnv, batches):
     """Claims go out in batches of up to four in one wallet transaction, so they are in flight
-    together: each names an epoch's total (1, 2 or 3 TON, the epochs' trees), with a true or a
-    forged proof. Whatever the order of refusals and payments, the Provider's record ends equal
-    to what the pool paid, never above the leaf, and the owner received exactly that much."""
+    together: each names an epoch's total (1, 2 or 3 TON, the epochs' cumulative totals) with
+    the pool's current proof or one of a tree the pool never adopted. Whatever the order of
+    refusals and payments, the Provider's record ends equal to what the pool paid, never above
+    the leaf, and the owner received exactly that much."""
     from dataclasses import replace
 
     from offchain.ton.messages import message_relaxed
@@ -455,9 +456,13 @@ def test_property_claims_in_flight_never_leave_the_record_above_what_was_paid(pa
         for batch in batches:
             msgs = []
             for total, true in batch:
-                # only the newest tree's total with its own proof is true; the rest are forged
-                forged = replace(newest, leaf=replace(newest.leaf, total=ton(total)))
-                proof = newest if (true and total == 3) else forged
+                # true: the newest tree's leaf (3 TON) or an older epoch's total against it (refused);
+                # forged: a proof of a tree the pool never adopted
+                if true:
+                    proof = newest if total == 3 else replace(newest, leaf=replace(newest.leaf, total=ton(total)))
+                else:
+                    stranger = [Leaf(p.address, Role.GPU, ton(total)), Leaf(who.address, Role.GPU, 1)]
+                    proof = MerkleSumTree(stranger).proof(0)
                 body = Provider.claim_reward_body(cumulative=proof.cumulative, path=proof.path, proof=proof.cell)
                 msgs.append((message_relaxed(dest=p.address, value=ton("0.1"), body=body), 1))
             res = who.send_messages(msgs)
