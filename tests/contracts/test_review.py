@@ -589,3 +589,32 @@ def test_the_least_value_a_provider_accepts_pays_the_deepest_claim_or_its_bounce
     find_tx(refused, from_=pay.pool.address, to=p.address, bounced=True, success=True)
     assert provider_claimed(pay, p) == 0
     pay.bc.load_from(snap)
+
+
+def test_a_merkle_proof_cell_whose_hash_lies_never_reaches_the_pool(pay: PayEnv) -> None:
+    """The pool trusts the hash inside a Merkle-proof cell because the VM checks it against the
+    content whenever it loads one (a BOC, or a cell a contract builds). A forged proof that
+    names the real root over a made-up tree (one leaf worth the whole root total) is refused
+    before any contract runs: the message cannot even be decoded."""
+    import pytest
+    from pytoniq_core import Builder
+
+    from offchain.protocol.merkle import leaf_cell
+
+    fund_pool(pay, ton(100), 0)
+    who = pay.bc.treasury("forger")
+    p = register_provider(pay, who, Role.GPU)
+    tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton(1)), Leaf(who.address, Role.GPU, ton(50))])
+    report = build_report(pay.pool.address, 1, compute_consumed=ton(100), data_consumed=0, tree=tree)
+    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    # a well-formed node (sums 3, 2, 1 are zero, child 0's is everything) over the forged leaf:
+    # only its hash gives it away
+    inner = begin_cell().store_uint(0, 3 * 128).store_uint(tree.root_total, 128)
+    inner = inner.store_ref(leaf_cell(p.address, Role.GPU, tree.root_total)).end_cell()
+    assert inner.get_hash(0) != tree.root_hash
+    fake = Builder(type_=3).store_uint(3, 8).store_bytes(tree.root_hash).store_uint(inner.get_depth(0), 16)
+    fake = fake.store_ref(inner).end_cell()
+    body = Provider.claim_reward_body(cumulative=tree.root_total, path=0b100, proof=fake)
+    with pytest.raises(ValueError, match="malformed BOC"):
+        who.send(p.address, ton("0.2"), body)
+    assert provider_claimed(pay, p) == 0 and pay.pool_data().claimed == 0
