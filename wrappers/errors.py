@@ -24,6 +24,7 @@ class ExitCode(IntEnum):
     INVALID_SIGNATURE = 1008
     NOT_ENOUGH_SIGNATURES = 1009
     IMAGE_NOT_ALLOWED = 1010
+    NODE_INFO_TOO_LARGE = 1011
     # Provider
     ALREADY_REGISTERED = 1100
     NOT_REGISTERED = 1101
@@ -34,6 +35,7 @@ class ExitCode(IntEnum):
     NOTHING_TO_UNSTAKE = 1106
     NOT_FROM_REWARD_POOL = 1107
     # 1108 retired
+    STORAGE_DEBT = 1109
     # Channel
     NOT_CLIENT = 1200
     NOT_ROUTER = 1201

@@ -39,9 +39,11 @@ from wrappers.messages import (
 __all__ = [
     "BASIS_POINTS",
     "BOUNCE_GAS",
+    "CLAIM_MIN_OWN_BALANCE",
     "CLAIM_VALUE",
     "CONFIRM_REGISTRATION_GAS",
     "MAX_CLAIM_TOTAL",
+    "MAX_NODE_INFO_DEPTH",
     "MAX_VALIDATORS",
     "PROVIDER_OP_FEE",
     "PROVIDER_STORAGE_RESERVE",
@@ -70,6 +72,8 @@ SLASH_RELAY_FEE = 50_000_000  # ton("0.05"): RelaySlash
 # of the claim's own forward fee (~0.008 TON for a proof in a 2^20-leaf tree); the unspent
 # part comes back with the reward.
 CLAIM_VALUE = 100_000_000
+CLAIM_MIN_OWN_BALANCE = 1_000_000  # ton("0.001"): a claim needs the Provider to hold this itself (STORAGE_DEBT)
+MAX_NODE_INFO_DEPTH = 2  # deepest NodeInfo cell Root accepts (NODE_INFO_TOO_LARGE): the NodeInfo + a 2-cell endpoint
 MAX_CLAIM_TOTAL = 1 << 96  # claims of totals from here on are refused (INVALID_PROOF): no tree holds them
 CONFIRM_REGISTRATION_GAS = 4000  # upper bound of the Provider's ConfirmRegistration gas
 BOUNCE_GAS = 3000  # upper bound of the Provider's bounce handler gas

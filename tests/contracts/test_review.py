@@ -252,18 +252,20 @@ def test_slash_relayer_does_not_take_the_owners_spare_balance(env: Env) -> None:
 
 def test_registration_with_a_long_endpoint_does_not_strand_the_stake_in_root(env: Env) -> None:
     """The owner attaches exactly what the wrapper documents (stake + REGISTER_FEE + reserve)
-    and a 12,000-character endpoint: ConfirmRegistration's forwarding fee eats into the
-    stake, the Provider's excess computes negative, the deploy fails and bounces to Root,
-    which keeps the 10 TON (only the foundation's UpgradeCode can get it out)."""
+    and a 12,000-character endpoint. Before: ConfirmRegistration's forwarding fee ate into the
+    stake, the deploy failed and bounced to Root, which kept the 10 TON. Then: the Provider
+    refused the shortfall. Now Root refuses a NodeInfo that large (deeper than
+    MAX_NODE_INFO_DEPTH) at once and everything comes back."""
+    from tests.contracts.conftest import body_of
+    from wrappers.messages import RefuseRegistration
+
     who = env.bc.treasury("long-endpoint")
     body = Root.register_provider_body(role=Role.BANDWIDTH, stake=MIN_STAKE, node_key=1, endpoint="x" * 12_000)
     before = env.balance(who)
     res = who.send(env.root.address, MIN_STAKE + REGISTER_FEE + PROVIDER_STORAGE_RESERVE, body)
-    p, _ = env.provider(who, Role.BANDWIDTH)
-    confirm = find_tx(res, to=p.address, op=Op.CONFIRM_REGISTRATION)
-    registered = confirm.success and env.provider_data(p).stake == MIN_STAKE
-    lost = before - env.balance(who)
-    assert registered or lost < ton(1), f"not registered, and {lost} nanoTON stayed in Root"
+    refusal = find_tx(res, from_=env.root.address, to=who.address, op=Op.REFUSE_REGISTRATION)
+    assert RefuseRegistration.from_cell(body_of(refusal)).reason == ExitCode.NODE_INFO_TOO_LARGE
+    assert before - env.balance(who) < ton("0.1")  # what forwarding 12 kB to Root cost, no more
 
 
 # =============================================================================================
