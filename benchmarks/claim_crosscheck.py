@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from pytoniq_core.tlb.transaction import MessageAny
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._node import NodeRunError, run_node  # noqa: E402
 from benchmarks.claim_gas import measure  # noqa: E402
 from offchain.ton.blockchain import Blockchain, Snapshot  # noqa: E402
 from offchain.ton.transaction import SendResult, Transaction, raw  # noqa: E402
@@ -181,17 +181,11 @@ def main() -> int:
 
     print("sending the same external message on @ton/sandbox (Node) ...", file=sys.stderr)
     request = {k: v for k, v in export.items() if k != "names"}
-    proc = subprocess.run(
-        ["node", str(ROOT / "benchmarks" / "claim_crosscheck.js")],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    if proc.returncode != 0:
-        print(f"error: @ton/sandbox run failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+    try:
+        js = run_node("claim_crosscheck.js", request)
+    except NodeRunError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1
-    js = json.loads(proc.stdout)
 
     names = export["names"]
     notes = annotate_hashes(py, js["transactions"])

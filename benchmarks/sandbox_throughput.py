@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from pytoniq_core import Address, StateInit, begin_cell
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._node import NodeRunError, run_node  # noqa: E402
 from offchain.ton.blockchain import Blockchain, ton  # noqa: E402
 from offchain.ton.build import code_cell  # noqa: E402
 
@@ -107,17 +107,11 @@ def main() -> int:
         "value": str(VALUE),
         "repeat": args.repeat,
     }
-    proc = subprocess.run(
-        ["node", str(ROOT / "benchmarks" / "sandbox_throughput.js")],
-        input=json.dumps(request),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    if proc.returncode != 0:
-        print(f"error: @ton/sandbox run failed: {proc.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+    try:
+        js = run_node("sandbox_throughput.js", request)
+    except NodeRunError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 1
-    js = json.loads(proc.stdout)
     js_records = js.pop("records")
 
     def rates(r: dict) -> tuple[float, float]:

@@ -53,8 +53,9 @@ def solvent(pay: PayEnv) -> bool:
     return pool_balance(pay) >= pay.pool_data().owed
 
 
-def adopt(pay: PayEnv, epoch: int, c: int, root_hash: bytes, root_total: int) -> SendResult:
-    report = EpochReport(
+def report_of(pay: PayEnv, epoch: int, c: int, root_hash: bytes, root_total: int) -> EpochReport:
+    """A report adopting any tree (validators choose it), with `c` compute consumed."""
+    return EpochReport(
         pool=pay.pool.address,
         epoch=epoch,
         compute_consumed=c,
@@ -62,6 +63,10 @@ def adopt(pay: PayEnv, epoch: int, c: int, root_hash: bytes, root_total: int) ->
         merkle_root=int.from_bytes(root_hash, "big"),
         root_total=root_total,
     )
+
+
+def adopt(pay: PayEnv, epoch: int, c: int, root_hash: bytes, root_total: int) -> SendResult:
+    report = report_of(pay, epoch, c, root_hash, root_total)
     res = pay.post_report(report, sign_report(report, pay.validators[:3]))
     find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT, success=True)
     return res
@@ -275,14 +280,7 @@ def claim_msg(p: Provider, cumulative: int, path: int, proof: Cell, value: int =
 
 
 def report_msg(pay: PayEnv, epoch: int, c: int, root_hash: bytes, root_total: int):
-    report = EpochReport(
-        pool=pay.pool.address,
-        epoch=epoch,
-        compute_consumed=c,
-        data_consumed=0,
-        merkle_root=int.from_bytes(root_hash, "big"),
-        root_total=root_total,
-    )
+    report = report_of(pay, epoch, c, root_hash, root_total)
     body = RewardPool.post_epoch_report_body(report=report, signatures=sign_report(report, pay.validators[:3]))
     return (message_relaxed(dest=pay.pool.address, value=ton("0.2"), body=body), 1)
 
