@@ -23,55 +23,23 @@ from pytoniq_core import Address, Cell
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from offchain.protocol.epoch import build_report, sign_report, split_revenue  # noqa: E402
+from offchain.protocol.epoch import split_revenue  # noqa: E402
 from offchain.protocol.merkle import Leaf, MerkleSumTree  # noqa: E402
 from offchain.ton.blockchain import Blockchain, ton  # noqa: E402
 from offchain.ton.build import code_cell  # noqa: E402
 from offchain.ton.pytest_plugin import SANDBOX_NOW  # noqa: E402
-from tests.contracts.conftest import COOLDOWN, IMAGE_HASH, MIN_STAKE, validator_keys  # noqa: E402
-from tests.contracts.payments import PayEnv, fund_pool, key, pub, register_provider  # noqa: E402
+from tests.contracts.conftest import deploy_payments, pay_env  # noqa: E402
+from tests.contracts.payments import PayEnv, fund_pool, register_provider  # noqa: E402
 from wrappers.messages import ComputeSplit, DataSplit  # noqa: E402
 from wrappers.provider import Role  # noqa: E402
-from wrappers.reward_pool import RewardPool, RewardPoolConfig  # noqa: E402
-from wrappers.root import RoleParams, Root, RootConfig  # noqa: E402
 
 
 def deploy() -> PayEnv:
+    """The payment stack the contract tests use (tests/contracts/conftest.py)."""
     bc = Blockchain.create(now=SANDBOX_NOW)
-    owner, treasury = bc.treasury("foundation"), bc.treasury("protocol-treasury")
-    keys = validator_keys(5)
     provider_code = code_cell("Provider")
-    config = RootConfig(
-        owner=owner.address,
-        treasury=treasury.address,
-        provider_code=provider_code,
-        channel_code=code_cell("Channel"),
-        reward_pool_code=code_cell("RewardPool"),
-        roles={role: RoleParams(min_stake=MIN_STAKE, cooldown=COOLDOWN) for role in Role},
-        image_hashes=[IMAGE_HASH],
-        validators=[pub(k) for k in keys],
-        threshold=3,
-    )
-    root = Root.create_from_config(config, code_cell("Root"))
-    owner.send(root.address, ton(1), None, init=root.init)
-    pool = RewardPool.create_from_config(RewardPoolConfig(root.address), code_cell("RewardPool"))
-    owner.send(pool.address, ton(1), None, init=pool.init)
-    owner.send(root.address, ton("0.1"), Root.set_reward_pool_body(reward_pool=pool.address))
-    owner.send(root.address, ton("0.1"), Root.push_pool_config_body())
-    return PayEnv(
-        bc=bc,
-        root=root,
-        pool=pool,
-        owner=owner,
-        treasury=treasury,
-        client=bc.treasury("client"),
-        router=bc.treasury("router"),
-        client_key=key("client"),
-        router_key=key("router"),
-        validators=keys,
-        channel_code=code_cell("Channel"),
-        provider_code=provider_code,
-    )
+    root, pool, keys = deploy_payments(bc, code_cell("Root"), provider_code)
+    return pay_env(bc, root, pool, keys, provider_code)
 
 
 def measure(log2_leaves: int) -> dict:
@@ -89,9 +57,7 @@ def measure(log2_leaves: int) -> dict:
     tree = MerkleSumTree(leaves)
     build_s = time.perf_counter() - t0
     assert tree.root_total <= allocated.providers
-    report = build_report(pay.pool.address, 1, compute_consumed=ton(100), data_consumed=0, tree=tree)
-    res = pay.post_report(report, sign_report(report, pay.validators[:3]))
-    assert all(t.success for t in res.transactions), res.tree()
+    pay.adopt(tree, compute=ton(100))
     proof = tree.proof(0)
     res = pay.claim(who, p, proof)
     assert all(t.success for t in res.transactions), res.tree()

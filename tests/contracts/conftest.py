@@ -214,17 +214,16 @@ def pay_chain() -> Blockchain:
     return Blockchain.create(now=SANDBOX_NOW)
 
 
-@pytest.fixture(scope="session")
-def pay_deployed(pay_chain: Blockchain, compiled: Compiled) -> tuple[Snapshot, Root, RewardPool, list[SigningKey]]:
-    """Root with the child codes, the pool deployed at its derived address and configured."""
-    bc = pay_chain
+def deploy_payments(bc: Blockchain, root_code: Cell, provider_code: Cell) -> tuple[Root, RewardPool, list[SigningKey]]:
+    """Root with the child codes, the pool deployed at its derived address and configured
+    (also what benchmarks/claim_gas.py claims against)."""
     owner, treasury = bc.treasury("foundation"), bc.treasury("protocol-treasury")
     keys = validator_keys(5)
     channel_code, pool_code = code_cell("Channel"), code_cell("RewardPool")
     config = RootConfig(
         owner=owner.address,
         treasury=treasury.address,
-        provider_code=compiled.provider,
+        provider_code=provider_code,
         channel_code=channel_code,
         reward_pool_code=pool_code,
         roles={role: RoleParams(min_stake=MIN_STAKE, cooldown=COOLDOWN) for role in Role},
@@ -233,7 +232,7 @@ def pay_deployed(pay_chain: Blockchain, compiled: Compiled) -> tuple[Snapshot, R
         threshold=3,
         close_delay=CLOSE_DELAY,
     )
-    root = Root.create_from_config(config, compiled.root)
+    root = Root.create_from_config(config, root_code)
     owner.send(root.address, ton(1), None, init=root.init)
     pool = RewardPool.create_from_config(RewardPoolConfig(root.address), pool_code)
     res = owner.send(pool.address, ton(1), None, init=pool.init)
@@ -242,27 +241,38 @@ def pay_deployed(pay_chain: Blockchain, compiled: Compiled) -> tuple[Snapshot, R
     assert all(t.success for t in res.transactions), res.tree()
     res = owner.send(root.address, ton("0.1"), Root.push_pool_config_body())
     assert all(t.success for t in res.transactions), res.tree()
-    return bc.snapshot(), root, pool, keys
+    return root, pool, keys
+
+
+def pay_env(bc: Blockchain, root: Root, pool: RewardPool, keys: list[SigningKey], provider_code: Cell) -> PayEnv:
+    return PayEnv(
+        bc=bc,
+        root=root,
+        pool=pool,
+        owner=bc.treasury("foundation"),
+        treasury=bc.treasury("protocol-treasury"),
+        client=bc.treasury("client"),
+        router=bc.treasury("router"),
+        client_key=key("client"),
+        router_key=key("router"),
+        validators=keys,
+        channel_code=code_cell("Channel"),
+        provider_code=provider_code,
+    )
+
+
+@pytest.fixture(scope="session")
+def pay_deployed(pay_chain: Blockchain, compiled: Compiled) -> tuple[Snapshot, Root, RewardPool, list[SigningKey]]:
+    """The payment stack deployed once a session (`deploy_payments`), as a snapshot."""
+    root, pool, keys = deploy_payments(pay_chain, compiled.root, compiled.provider)
+    return pay_chain.snapshot(), root, pool, keys
 
 
 @pytest.fixture
 def pay(pay_chain: Blockchain, pay_deployed, compiled: Compiled) -> PayEnv:
     snap, root, pool, keys = pay_deployed
     pay_chain.load_from(snap)
-    return PayEnv(
-        bc=pay_chain,
-        root=root,
-        pool=pool,
-        owner=pay_chain.treasury("foundation"),
-        treasury=pay_chain.treasury("protocol-treasury"),
-        client=pay_chain.treasury("client"),
-        router=pay_chain.treasury("router"),
-        client_key=key("client"),
-        router_key=key("router"),
-        validators=keys,
-        channel_code=code_cell("Channel"),
-        provider_code=compiled.provider,
-    )
+    return pay_env(pay_chain, root, pool, keys, compiled.provider)
 
 
 __all__ = ["pub"]

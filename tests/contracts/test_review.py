@@ -113,8 +113,7 @@ def test_exact_value_deposits_cannot_make_the_pool_insolvent(pay: PayEnv) -> Non
     p = register_provider(pay, who, Role.GPU)
     split = split_revenue(ton(10), ton(4), SPLIT_C, SPLIT_D)
     tree = MerkleSumTree([Leaf(p.address, Role.GPU, split.providers)])
-    report = build_report(pay.pool.address, 1, compute_consumed=ton(10), data_consumed=ton(4), tree=tree)
-    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    pay.adopt(tree, compute=ton(10), data=ton(4))
     d = pay.pool_data()
     assert pool_balance(pay) >= d.owed  # solvent after the sweep, with the storage reserve only
 
@@ -163,8 +162,7 @@ def test_a_claim_dragging_junk_cells_always_bounces_back_to_the_record(pay: PayE
     # a genuine reward for this Provider is paid as usual
     fund_pool(pay, ton(1), 0)
     tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton("0.5"))])
-    report = build_report(pay.pool.address, 1, compute_consumed=ton(1), data_consumed=0, tree=tree)
-    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    pay.adopt(tree, compute=ton(1))
     res = pay.claim(who, p, tree.proof(0))
     find_tx(res, from_=pay.pool.address, to=who.address, op=Op.RECEIVE_REWARD)
     assert provider_claimed(pay, p) == ton("0.5")
@@ -179,8 +177,7 @@ def test_a_forged_bounce_cannot_take_the_record_back(pay: PayEnv) -> None:
     who = pay.bc.treasury("bouncer")
     p = register_provider(pay, who, Role.GPU)
     tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton("0.5"))])
-    report = build_report(pay.pool.address, 1, compute_consumed=ton(1), data_consumed=0, tree=tree)
-    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    pay.adopt(tree, compute=ton(1))
     ok(pay.claim(who, p, tree.proof(0)))
     assert provider_claimed(pay, p) == ton("0.5")
     fake = ForwardClaim(
@@ -390,8 +387,7 @@ def test_provider_cannot_lie_about_its_role_to_take_another_roles_leaf(pay: PayE
     who = pay.bc.treasury("two-roles")
     gpu = register_provider(pay, who, Role.GPU)
     tree = MerkleSumTree([Leaf(gpu.address, Role.BANDWIDTH, ton(1))])
-    report = build_report(pay.pool.address, 1, compute_consumed=ton(10), data_consumed=ton(4), tree=tree)
-    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    pay.adopt(tree, compute=ton(10), data=ton(4))
     res = pay.claim(who, gpu, tree.proof(0))
     find_tx(res, to=pay.pool.address, exit_code=ExitCode.INVALID_PROOF)
     assert provider_claimed(pay, gpu) == 0
@@ -402,8 +398,7 @@ def test_path_beyond_the_tree_is_refused_and_the_honest_claim_still_pays(pay: Pa
     who = pay.bc.treasury("idx")
     p = register_provider(pay, who, Role.GPU)
     tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton(1))], depth=2)
-    report = build_report(pay.pool.address, 1, compute_consumed=ton(10), data_consumed=0, tree=tree)
-    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    pay.adopt(tree, compute=ton(10))
     proof = tree.proof(0)
     res = who.send(p.address, CLAIM_VALUE, claim_body(proof.cumulative, proof.path << 2, proof.cell))
     assert find_tx(res, to=pay.pool.address).exit_code == 9  # the VM's cell underflow: no 5th level
@@ -420,8 +415,7 @@ def test_subtree_node_cannot_be_claimed_as_a_leaf(pay: PayEnv) -> None:
     p = register_provider(pay, who, Role.GPU)
     others = [Leaf(pay.bc.treasury(f"o{i}").address, Role.GPU, 1000 + i) for i in range(3)]
     tree = MerkleSumTree([Leaf(p.address, Role.GPU, 500), *others], depth=2)
-    report = build_report(pay.pool.address, 1, compute_consumed=ton(10), data_consumed=0, tree=tree)
-    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    pay.adopt(tree, compute=ton(10))
     full = tree.proof(0)
     # the whole first subtree's sum, with the path stopped at that subtree's node
     res = who.send(p.address, CLAIM_VALUE, claim_body(tree.root_total, 0b100, full.cell))
@@ -566,8 +560,7 @@ def test_the_least_value_a_provider_accepts_pays_the_deepest_claim_or_its_bounce
     who = pay.bc.treasury("deepest")
     p = register_provider(pay, who, Role.GPU)
     tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton("0.5"))], depth=31)
-    report = build_report(pay.pool.address, 1, compute_consumed=ton(1), data_consumed=0, tree=tree)
-    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    pay.adopt(tree, compute=ton(1))
     proof = tree.proof(0)
     snap = pay.bc.snapshot()
 
@@ -607,8 +600,7 @@ def test_a_merkle_proof_cell_whose_hash_lies_never_reaches_the_pool(pay: PayEnv)
     who = pay.bc.treasury("forger")
     p = register_provider(pay, who, Role.GPU)
     tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton(1)), Leaf(who.address, Role.GPU, ton(50))])
-    report = build_report(pay.pool.address, 1, compute_consumed=ton(100), data_consumed=0, tree=tree)
-    ok(pay.post_report(report, sign_report(report, pay.validators[:3])))
+    pay.adopt(tree, compute=ton(100))
     # a well-formed node (sums 3, 2, 1 are zero, child 0's is everything) over the forged leaf:
     # only its hash gives it away
     inner = begin_cell().store_uint(0, 3 * 128).store_uint(tree.root_total, 128)
