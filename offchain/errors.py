@@ -11,7 +11,8 @@
     │   ├── InvalidMessage
     │   ├── InvalidSignature
     │   ├── StaleVoucher
-    │   └── VoucherOverspent
+    │   ├── VoucherOverspent
+    │   └── RequestFailed       a peer answered a request with a typed Error frame
     ├── PeerError
     │   ├── PeerRejected
     │   └── AttestationError
@@ -38,6 +39,7 @@ __all__ = [
     "PeerRejected",
     "ProtocolError",
     "ProviderError",
+    "RequestFailed",
     "StaleVoucher",
     "StorageError",
     "TimeError",
@@ -116,6 +118,22 @@ class StaleVoucher(ProtocolError):
 
 class VoucherOverspent(ProtocolError):
     pass
+
+
+class RequestFailed(ProtocolError):
+    """A peer refused or failed a request: `code` is an `offchain.protocol.wire.ErrorCode`."""
+
+    def __init__(self, code: int, message: str = "", *, request_id: int | None = None) -> None:
+        self.code = code
+        self.request_id = request_id
+        self.detail = message
+        try:
+            from offchain.protocol.wire import ErrorCode
+
+            name = ErrorCode(code).name
+        except ValueError:
+            name = f"code {code}"
+        super().__init__(f"{name}: {message}" if message else name)
 
 
 class PeerError(CocoonError):

@@ -1,0 +1,354 @@
+"""The mesh's wire format, defined once: every frame agents exchange over websockets.
+
+Frames are `msgspec` Structs in one tagged union (`Frame`), encoded as msgpack. Decoding
+validates every field (types, lengths, ranges), so an agent's core only ever sees
+well-formed frames; anything else is an `InvalidMessage` that the transport answers with
+an `Error` frame. Version 1 of the protocol; the version travels in `Challenge` and `Hello`.
+
+A session (DESIGN.md, "Agent layer decisions"):
+
+    router                                  peer (client / worker / data node / validator)
+      |-- Challenge(version, nonce, router, router_key, root) -->|
+      |<-- Hello(version, role, owner, node_key, signature) -----|   signs hello_digest(...)
+      |-- Welcome(session, prices, account?) ------------------->|
+    then, for a client:  Embed -> Embedded | Error;  RequestClose -> CloseApproved | Error;
+                         ListModels -> Models
+          for a worker:  Offer, Load ->;  <- Work;  WorkDone | Error ->
+
+Amounts are nanoTON (`Nano`), units are those of `offchain.protocol.units`. Vectors travel
+as packed little-endian float32 (`vectors`, n x dim), not as msgpack arrays: decoding a
+384-float array element by element would cost more than the inference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import IntEnum
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from offchain.errors import InvalidMessage
+
+__all__ = [
+    "MAX_FRAME_BYTES",
+    "MAX_INPUTS",
+    "MAX_INPUT_CHARS",
+    "MAX_TOKEN_IDS",
+    "PROTOCOL_VERSION",
+    "AccountState",
+    "Challenge",
+    "CloseApproved",
+    "Embed",
+    "Embedded",
+    "Error",
+    "ErrorCode",
+    "Frame",
+    "Hello",
+    "ListModels",
+    "Load",
+    "ModelInfo",
+    "ModelOffer",
+    "Models",
+    "Offer",
+    "Receipt",
+    "RequestClose",
+    "Role",
+    "VoucherFrame",
+    "Welcome",
+    "Work",
+    "WorkDone",
+    "decode",
+    "encode",
+    "frame_id",
+    "hello_digest",
+    "receipt_digest",
+]
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+"""Largest frame an agent accepts (4 MiB: 2048 inputs of ~2 KB, or 2048 x 384 float32 vectors
+in one answer). A larger one gets `FRAME_TOO_LARGE` and is dropped; the connection goes on."""
+MAX_INPUTS = 2048
+"""Inputs in one embeddings request (OpenAI's own limit)."""
+MAX_INPUT_CHARS = 32_768
+"""Characters in one text input (the model truncates at its token limit anyway)."""
+MAX_TOKEN_IDS = 8192
+"""Token ids in one pre-tokenized input (OpenAI's limit per input)."""
+
+
+class ErrorCode(IntEnum):
+    """Typed errors of the mesh (`Error.code`); the gateway maps them to HTTP statuses."""
+
+    BAD_FRAME = 1  # undecodable, or a field out of its bounds
+    FRAME_TOO_LARGE = 2
+    UNSUPPORTED_VERSION = 3
+    UNEXPECTED_FRAME = 4  # a valid frame this peer may not send now (e.g. Work from a client)
+    NOT_AUTHENTICATED = 10  # no valid Hello yet, or its signature does not match
+    NOT_A_PROVIDER = 11  # no registered Provider of this role with this node key
+    PROVIDER_INACTIVE = 12  # unstaking, slashed, or below the role's minimum stake
+    NO_CHANNEL = 13  # no open Channel between this client and this router
+    UNKNOWN_MODEL = 20
+    MODEL_NOT_ALLOWED = 21  # not (or no longer) in Root's model allowlist
+    INPUT_TOO_LARGE = 22
+    INVALID_INPUT = 23
+    NO_WORKER = 24  # no connected worker serves the model within the client's coefficient
+    TOO_MANY_REQUESTS = 25  # the peer's in-flight limit
+    DUPLICATE_REQUEST = 26  # a request id already in flight on this connection
+    VOUCHER_BAD_SIGNATURE = 30
+    VOUCHER_STALE = 31  # below the newest voucher the router holds
+    VOUCHER_UNDERPAID = 32  # does not cover what is charged, in flight and this request
+    VOUCHER_OVER_DEPOSIT = 33  # more than the channel holds
+    UNITS_MISMATCH = 34  # the request declares fewer units than its input has
+    WORKER_FAILED = 40
+    TIMEOUT = 41
+    BUSY = 42  # e.g. a close asked for while requests are in flight
+    SHUTTING_DOWN = 43
+    INTERNAL = 50
+
+
+# ---- field types ------------------------------------------------------------------------
+U64 = Annotated[int, Meta(ge=0, le=2**63 - 1)]  # msgspec bounds fit an int64
+Nano = Annotated[int, Meta(ge=0, le=2**63 - 1)]  # 9.2e9 TON: above the total supply
+Key32 = Annotated[bytes, Meta(min_length=32, max_length=32)]
+Sig64 = Annotated[bytes, Meta(min_length=64, max_length=64)]
+Addr = Annotated[str, Meta(pattern=r"^-?[0-9]{1,3}:[0-9a-f]{64}$")]  # raw form, lower-case hex
+Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
+Text = Annotated[str, Meta(max_length=MAX_INPUT_CHARS)]
+TokenIds = Annotated[list[Annotated[int, Meta(ge=0, lt=2**31)]], Meta(max_length=MAX_TOKEN_IDS)]
+Coefficient = Annotated[int, Meta(ge=1, le=1_000_000)]  # units.MAX_COEFFICIENT
+Count = Annotated[int, Meta(ge=0, le=1_000_000)]
+Message = Annotated[str, Meta(max_length=1000)]
+Role = Literal["client", "worker", "datanode", "validator"]
+
+
+class _Frame(msgspec.Struct, frozen=True, tag=True, tag_field="t"):
+    """Base of every frame: the tag is the class name."""
+
+
+# ---- handshake ----------------------------------------------------------------------------
+class Challenge(_Frame):
+    """Router -> peer, first frame: sign this nonce (with who you say you are) to go on."""
+
+    version: int
+    nonce: Key32
+    router: Addr  # the router's wallet (a Channel's `router`)
+    router_key: Key32  # the router's node key (a Channel's `routerKey`)
+    root: Addr
+
+
+class Hello(_Frame):
+    """Peer -> router: who I am, proven by `signature` = node key over `hello_digest`.
+
+    `owner` is the wallet that owns the peer's Provider (workers, data nodes, validators) or
+    the client's wallet (clients: `node_key` is then the channel's client key)."""
+
+    version: int
+    role: Role
+    owner: Addr
+    node_key: Key32
+    signature: Sig64
+    agent: Annotated[str, Meta(max_length=100)] = ""
+
+
+class AccountState(msgspec.Struct, frozen=True):
+    """The router's books for a client's channel, as persisted (sent in Welcome and on
+    request so that a restarted client resumes exactly where the router is)."""
+
+    channel: Addr
+    deposit: Nano
+    charged_compute: Nano
+    charged_data: Nano
+    voucher_compute: Nano  # the newest voucher the router holds
+    voucher_data: Nano
+    voucher_signature: bytes = b""  # empty when it holds none
+
+
+class Welcome(_Frame):
+    session: Annotated[str, Meta(max_length=64)]
+    compute_unit_price: Nano
+    data_unit_price: Nano
+    account: AccountState | None = None
+
+
+# ---- models and load ---------------------------------------------------------------------
+class ModelOffer(msgspec.Struct, frozen=True):
+    name: Name
+    hash: Key32  # sha256 of the ONNX file: what Root's allowlist holds
+    dim: Annotated[int, Meta(ge=1, le=65_536)]
+    max_tokens: Annotated[int, Meta(ge=1, le=1_000_000)]
+    kind: Literal["embedding"] = "embedding"
+
+
+class Offer(_Frame):
+    """Worker -> router after Welcome (and again whenever it changes)."""
+
+    models: Annotated[list[ModelOffer], Meta(max_length=64)]
+    coefficient: Coefficient
+    capacity: Annotated[int, Meta(ge=1, le=100_000)]  # requests it takes at once
+
+
+class Load(_Frame):
+    """Worker -> router, periodically: what it has queued (inputs waiting or running)."""
+
+    queued: Count
+
+
+class ListModels(_Frame):
+    id: U64
+
+
+class ModelInfo(msgspec.Struct, frozen=True):
+    name: Name
+    hash: Key32
+    dim: int
+    max_tokens: int
+    workers: int
+    min_coefficient: int  # the cheapest connected worker for it
+
+
+class Models(_Frame):
+    id: U64
+    models: list[ModelInfo]
+
+
+# ---- compute ------------------------------------------------------------------------------
+class VoucherFrame(msgspec.Struct, frozen=True):
+    """A cumulative voucher of the client's channel (offchain.protocol.voucher)."""
+
+    compute: Nano
+    data: Nano
+    signature: Sig64
+
+
+class Embed(_Frame):
+    """Client -> router: embed `texts` (or pre-tokenized `tokens`: exactly one is non-empty).
+
+    `units` is what the client counted (offchain.models' tokenizer); the worker refuses the
+    request if its input has more. The voucher must cover what the router has charged, what
+    is in flight, and `units` at `max_coefficient`; the client is charged the chosen worker's
+    price for the units the worker signs for, never more."""
+
+    id: U64
+    model: Name
+    units: U64
+    max_coefficient: Coefficient
+    voucher: VoucherFrame
+    texts: Annotated[list[Text], Meta(max_length=MAX_INPUTS)] = []
+    tokens: Annotated[list[TokenIds], Meta(max_length=MAX_INPUTS)] = []
+
+
+class Work(_Frame):
+    """Router -> worker: one request to run (the router's own id)."""
+
+    id: U64
+    model: Name
+    units: U64
+    texts: Annotated[list[Text], Meta(max_length=MAX_INPUTS)] = []
+    tokens: Annotated[list[TokenIds], Meta(max_length=MAX_INPUTS)] = []
+
+
+class Receipt(msgspec.Struct, frozen=True):
+    """The worker's signed statement of what it did: what the router bills by."""
+
+    request: U64  # the router's Work id
+    model_hash: Key32
+    units: U64
+    result_hash: Key32  # sha256 of `vectors`
+    signature: Sig64  # worker node key over receipt_digest(...)
+
+
+class WorkDone(_Frame):
+    id: U64
+    dim: int
+    vectors: bytes
+    receipt: Receipt
+
+
+class Embedded(_Frame):
+    """Router -> client: the result, what it cost, and the router's books after it."""
+
+    id: U64
+    model: Name
+    dim: int
+    vectors: bytes
+    units: U64
+    cost: Nano
+    coefficient: Coefficient
+    worker: Addr  # the serving worker's Provider
+    worker_key: Key32
+    receipt: Receipt
+    account: AccountState
+
+
+class RequestClose(_Frame):
+    """Client -> router: sign the final totals so that the channel can close at once."""
+
+    id: U64
+
+
+class CloseApproved(_Frame):
+    id: U64
+    compute: Nano
+    data: Nano
+    signature: Sig64  # router node key over the CloseApproval cell's hash
+
+
+class Error(_Frame):
+    id: U64 | None
+    code: int
+    message: Message = ""
+
+
+Frame = (
+    Challenge | Hello | Welcome | Offer | Load | ListModels | Models | Embed | Work | WorkDone | Embedded
+    | RequestClose | CloseApproved | Error
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Frame)
+_loose = msgspec.msgpack.Decoder()
+
+
+def encode(frame: Frame) -> bytes:
+    return _encoder.encode(frame)
+
+
+def decode(data: bytes) -> Frame:
+    """One frame from bytes, fully validated.
+
+    Raises:
+        InvalidMessage: not msgpack, an unknown tag, a missing or out-of-bounds field.
+    """
+    try:
+        return _decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        raise InvalidMessage(f"bad frame: {err}") from err
+
+
+def frame_id(data: bytes) -> int | None:
+    """The request id of a frame that failed to decode, if one can be read, so that the
+    error answer names the request it refuses."""
+    try:
+        obj = _loose.decode(data)
+    except Exception:
+        return None
+    rid = obj.get("id") if isinstance(obj, dict) else None
+    return rid if isinstance(rid, int) and 0 <= rid < 2**63 else None
+
+
+def hello_digest(challenge: Challenge, *, role: str, owner: str, node_key: bytes) -> bytes:
+    """What a peer signs: the router's challenge bound to its claimed identity and role."""
+    h = hashlib.sha256(b"cocoon/hello/v1\x00")
+    for part in (challenge.nonce, challenge.router.encode(), challenge.router_key, challenge.root.encode(),
+                 role.encode(), owner.encode(), node_key):
+        h.update(len(part).to_bytes(2, "big") + part)
+    return h.digest()
+
+
+def receipt_digest(*, request: int, model_hash: bytes, units: int, result_hash: bytes) -> bytes:
+    """What a worker signs for each request it served."""
+    return hashlib.sha256(
+        b"cocoon/receipt/v1\x00" + request.to_bytes(8, "big") + model_hash + units.to_bytes(8, "big") + result_hash
+    ).digest()
