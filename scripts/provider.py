@@ -1,10 +1,11 @@
-"""`cocoon provider ...`: register a Provider with Root, inspect it, unstake, withdraw, claim.
+"""`cocoon provider ...`: register a Provider with Root, inspect it, unstake, withdraw, claim, update its node.
 
     cocoon provider register --root EQ... --role router --stake 10 --endpoint wss://r1.example.org
     cocoon provider status   --root EQ... --role router
     cocoon provider unstake  --root EQ... --role router
     cocoon provider withdraw --root EQ... --role router [--amount 5]
     cocoon provider claim    --root EQ... --role gpu --proof proof.json [--value 0.1]
+    cocoon provider update-node --root EQ... --role gpu --node-key HEX --endpoint wss://g2.example.org
 
 The wallet is the Provider's owner (one Provider per owner and role). `--root` defaults to
 `COCOON_ROOT`. Each command checks what it can before sending (balance, minimum stake,
@@ -16,6 +17,9 @@ A claim's proof file is what the epoch's router publishes for each provider
 Provider and walks it against the pool's current tree before sending. The Provider records
 the new total and the pool pays `cumulative - claimed` to the owner (a refusal bounces back
 and the record goes back down).
+
+`update-node` replaces the node key and endpoint (a TEE worker gets a fresh key at every
+boot); the image hash registered with Root stays as it is.
 """
 
 from __future__ import annotations
@@ -34,15 +38,18 @@ from offchain.errors import ConfigError, InvalidMessage
 from offchain.protocol.merkle import MerkleProof, proof_from_json
 from offchain.ton.network import NetworkProvider
 from scripts._common import ScriptError, explain, fmt_ton, follow, parse_ton, progress, require_balance, table
+from wrappers.messages import NodeInfo
 from wrappers.opcodes import Op
 from wrappers.provider import (
     CLAIM_VALUE,
+    MAX_NODE_INFO_DEPTH,
     PROVIDER_OP_FEE,
     PROVIDER_STORAGE_RESERVE,
     REGISTER_FEE,
     WITHDRAW_FEE,
     Provider,
     ProviderData,
+    ProviderState,
     Role,
 )
 from wrappers.reward_pool import CLAIM_FEE, RewardPool
@@ -54,7 +61,7 @@ __all__ = ["run"]
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cocoon provider")
     sub = ap.add_subparsers(dest="action", required=True)
-    for name in ("register", "status", "unstake", "withdraw", "claim"):
+    for name in ("register", "status", "unstake", "withdraw", "claim", "update-node"):
         p = sub.add_parser(name)
         p.add_argument("--root", default=os.environ.get("COCOON_ROOT"), help="Root address (default: $COCOON_ROOT)")
         p.add_argument("--role", required=True, choices=[r.name.lower() for r in Role])
@@ -63,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--endpoint", required=True, help="where peers reach this node (wss://...)")
             p.add_argument("--node-key", help="ed25519 public key of the node, hex (default: derived from the wallet)")
             p.add_argument("--image", help="attested image hash, hex (gpu providers)")
+        if name == "update-node":
+            p.add_argument("--node-key", required=True, help="the node's new ed25519 public key, hex")
+            p.add_argument("--endpoint", required=True, help="where peers reach this node now (wss://...)")
         if name == "withdraw":
             p.add_argument("--amount", help="TON to withdraw (default: everything unlocked)")
         if name == "claim":
@@ -146,6 +156,45 @@ async def _claim(provider: NetworkProvider, p: Provider, role: Role, ns: argpars
     )
 
 
+def _node_key(text: str) -> int:
+    """A 256-bit key from hex (an optional 0x prefix).
+
+    Raises:
+        ConfigError: not hex, or longer than 32 bytes.
+    """
+    try:
+        key = int(text.removeprefix("0x"), 16)
+    except ValueError as err:
+        raise ConfigError(f"--node-key: {text!r} is not hex") from err
+    if key >> 256:
+        raise ConfigError(f"--node-key: {text!r} is longer than 32 bytes")
+    return key
+
+
+async def _update_node(provider: NetworkProvider, p: Provider, ns: argparse.Namespace) -> None:
+    """Send UpdateNode with `ns.node_key` and `ns.endpoint`; the image hash stays.
+
+    Raises:
+        ScriptError: not registered, no funds, or refused on chain.
+        ConfigError: a bad key, or an endpoint too long for the NodeInfo Root allows.
+    """
+    d = await _data(provider, p)
+    if d.state == ProviderState.UNREGISTERED:
+        raise ScriptError(f"not registered: {p.address.to_str()} was never confirmed by Root")
+    key = _node_key(ns.node_key)
+    node = NodeInfo(image_hash=d.image_hash, node_key=key, endpoint=ns.endpoint)  # what the Provider stores
+    if node.to_cell().get_depth() > MAX_NODE_INFO_DEPTH:
+        raise ConfigError(
+            f"--endpoint is too long ({len(ns.endpoint.encode())} bytes): Root allows two cells (254 bytes)"
+        )
+    await require_balance(provider, PROVIDER_OP_FEE + 10**8, "updating the node")
+    progress(f"updating the node key to {key:064x} and the endpoint to {ns.endpoint}")
+    sent = await p.send_update_node(
+        provider.open(p), provider.sender(), value=PROVIDER_OP_FEE, node_key=key, endpoint=ns.endpoint
+    )
+    await follow(sent)
+
+
 async def _provider(provider: NetworkProvider, root: Root, role: Role) -> Provider:
     owner = provider.sender().address
     return Provider.create_from_address(await root.get_provider_address(provider.open(root), owner, role))
@@ -172,6 +221,7 @@ def _status_rows(p: Provider, d: ProviderData) -> list[tuple[str, str]]:
         ("claimed", fmt_ton(d.claimed)),
         ("reward pool", d.reward_pool.to_str() if d.reward_pool else "-"),
         ("endpoint", d.endpoint or "-"),
+        ("node key", f"{d.node_key:064x}"),
     ]
     return rows
 
@@ -244,6 +294,8 @@ async def run(provider: NetworkProvider, args: list[str]) -> Any:
         await follow(await p.send_withdraw(pp, via, value=WITHDRAW_FEE, amount=amount))
     elif ns.action == "claim":
         await _claim(provider, p, role, ns)
+    elif ns.action == "update-node":
+        await _update_node(provider, p, ns)
 
     d = await _data(provider, p)
     print(table(_status_rows(p, d)))

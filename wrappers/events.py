@@ -68,6 +68,7 @@ from wrappers.messages import (
     Struct,
     SyncPoolConfig,
     TransferOwnership,
+    UpdateNode,
     UpgradeCode,
     Withdraw,
 )
@@ -85,6 +86,7 @@ __all__ = [
     "ConfigChanged",
     "Deposited",
     "EpochReported",
+    "NodeUpdated",
     "PoolConfigSynced",
     "ProviderRegistered",
     "RegistrationRefused",
@@ -147,6 +149,15 @@ class UnstakeRequested(WatchEvent):
 class Withdrawn(WatchEvent):
     owner: str
     amount: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class NodeUpdated(WatchEvent):
+    """The owner replaced its node key and endpoint (UpdateNode); the image hash is unchanged."""
+
+    owner: str
+    node_key: int
+    endpoint: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -509,6 +520,11 @@ _DECODERS: list[tuple[Op, type[Struct], TypedDecoder]] = [
     (Op.REQUEST_UNSTAKE, RequestUnstake, lambda tx, msg, m: UnstakeRequested(tx=tx, owner=m.src or "")),
     (Op.WITHDRAW, Withdraw, lambda tx, msg, m: Withdrawn(tx=tx, owner=m.src or "", amount=msg.amount)),
     (Op.APPLY_SLASH, ApplySlash, _apply_slash),
+    (
+        Op.UPDATE_NODE,
+        UpdateNode,
+        lambda tx, msg, m: NodeUpdated(tx=tx, owner=m.src or "", node_key=msg.node_key, endpoint=msg.endpoint),
+    ),
     (Op.CLAIM_REWARD, ClaimReward, _claim_reward),
     # Channel
     (

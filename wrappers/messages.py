@@ -88,6 +88,7 @@ __all__ = [
     "SyncPoolConfig",
     "TransferOwnership",
     "UInt",
+    "UpdateNode",
     "UpgradeCode",
     "Voucher",
     "Withdraw",
@@ -587,6 +588,14 @@ class Withdraw(Struct):
     OPCODE: ClassVar[int] = Op.WITHDRAW
     query_id: int = tl(U64)
     amount: int = tl(COINS)
+
+
+@dataclass(frozen=True)
+class UpdateNode(Struct):
+    OPCODE: ClassVar[int] = Op.UPDATE_NODE
+    query_id: int = tl(U64)
+    node_key: int = tl(U256)
+    endpoint: str = tl(STRING)
 
 
 # ---- payouts -------------------------------------------------------------------------------

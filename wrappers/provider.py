@@ -31,6 +31,7 @@ from wrappers.messages import (
     Stake,
     Struct,
     UInt,
+    UpdateNode,
     Withdraw,
     load_string,
     tl,
@@ -65,7 +66,7 @@ __all__ = [
 # what to attach to each operation on top of the amount it moves (the excess comes back).
 PROVIDER_STORAGE_RESERVE = 50_000_000  # ton("0.05"), kept on the Provider with the stake
 REGISTER_FEE = 50_000_000  # ton("0.05"): RegisterProvider (attach stake + this + the reserve)
-PROVIDER_OP_FEE = 10_000_000  # ton("0.01"): Stake (amount + this), RequestUnstake
+PROVIDER_OP_FEE = 10_000_000  # ton("0.01"): Stake (amount + this), RequestUnstake, UpdateNode
 WITHDRAW_FEE = 20_000_000  # ton("0.02"): Withdraw
 SLASH_RELAY_FEE = 50_000_000  # ton("0.05"): RelaySlash
 # What tools attach to ClaimReward: the Provider wants CLAIM_FEE (wrappers.reward_pool) on top
@@ -73,7 +74,7 @@ SLASH_RELAY_FEE = 50_000_000  # ton("0.05"): RelaySlash
 # part comes back with the reward.
 CLAIM_VALUE = 100_000_000
 CLAIM_MIN_OWN_BALANCE = 1_000_000  # ton("0.001"): a claim needs the Provider to hold this itself (STORAGE_DEBT)
-MAX_NODE_INFO_DEPTH = 2  # deepest NodeInfo cell Root accepts (NODE_INFO_TOO_LARGE): the NodeInfo + a 2-cell endpoint
+MAX_NODE_INFO_DEPTH = 2  # deepest NodeInfo Root (and UpdateNode) accepts (NODE_INFO_TOO_LARGE): + a 2-cell endpoint
 MAX_CLAIM_TOTAL = 1 << 96  # claims of totals from here on are refused (INVALID_PROOF): no tree holds them
 CONFIRM_REGISTRATION_GAS = 4000  # upper bound of the Provider's ConfirmRegistration gas
 BOUNCE_GAS = 3000  # upper bound of the Provider's bounce handler gas
@@ -212,6 +213,10 @@ class Provider:
         return Withdraw(query_id=query_id, amount=amount).to_cell()
 
     @staticmethod
+    def update_node_body(*, node_key: int | bytes, endpoint: str, query_id: int = 0) -> Cell:
+        return UpdateNode(query_id=query_id, node_key=_u256(node_key), endpoint=endpoint).to_cell()
+
+    @staticmethod
     def claim_reward_body(*, cumulative: int, path: int, proof: Cell, query_id: int = 0) -> Cell:
         return ClaimReward(query_id=query_id, cumulative=cumulative, path=path, proof=proof).to_cell()
 
@@ -230,6 +235,23 @@ class Provider:
         self, provider: ContractProvider, via: Sender, *, value: int, amount: int, query_id: int = 0
     ) -> Any:
         return await provider.internal(via, value=value, body=self.withdraw_body(amount=amount, query_id=query_id))
+
+    async def send_update_node(
+        self,
+        provider: ContractProvider,
+        via: Sender,
+        *,
+        value: int,
+        node_key: int | bytes,
+        endpoint: str,
+        query_id: int = 0,
+    ) -> Any:
+        """Replace the node key and endpoint (owner only; the registered image hash stays).
+
+        Attach PROVIDER_OP_FEE; the unspent value comes back as ReturnExcess. An endpoint that
+        would make the NodeInfo deeper than MAX_NODE_INFO_DEPTH is refused (NODE_INFO_TOO_LARGE)."""
+        body = self.update_node_body(node_key=node_key, endpoint=endpoint, query_id=query_id)
+        return await provider.internal(via, value=value, body=body)
 
     async def send_claim_reward(
         self,

@@ -1,5 +1,5 @@
-"""Provider: registration through Root, stake, unstake, withdraw, slash, claims, bounces;
-plus a property test over random stake/unstake/withdraw/slash sequences."""
+"""Provider: registration through Root, stake, unstake, withdraw, node updates, slash, claims,
+bounces; plus a property test over random stake/unstake/withdraw/slash sequences."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tests.contracts.conftest import (
     sign_order,
 )
 from wrappers.errors import ExitCode
-from wrappers.messages import ReceiveWithdrawal, RefuseRegistration
+from wrappers.messages import ReceiveWithdrawal, RefuseRegistration, ReturnExcess
 from wrappers.opcodes import Op
 from wrappers.provider import (
     BOUNCE_GAS,
@@ -208,7 +208,7 @@ def test_operations_on_an_unregistered_provider_are_rejected(env: Env) -> None:
     p, _ = env.provider(alice, Role.ROUTER)
     alice.send(p.address, ton("0.1"), None, init=p.init)  # deployed empty, never registered
     assert env.provider_data(p).state == ProviderState.UNREGISTERED
-    for body in (p.stake_body(amount=ton(20)), p.request_unstake_body()):
+    for body in (p.stake_body(amount=ton(20)), p.request_unstake_body(), p.update_node_body(node_key=1, endpoint="e")):
         res = alice.send(p.address, ton(21), body)
         find_tx(res, to=p.address, exit_code=ExitCode.NOT_REGISTERED)
     res = alice.send(p.address, ton(1), p.claim_reward_body(cumulative=1, path=1, proof=begin_cell().end_cell()))
@@ -281,6 +281,73 @@ def test_bounced_withdrawal_is_withdrawable_again(env: Env) -> None:
     data = env.provider_data(p)
     assert MIN_STAKE - ton("0.01") < data.unstaking < back.value < MIN_STAKE + WITHDRAW_FEE
     assert env.balance(p) >= data.unstaking + PROVIDER_STORAGE_RESERVE
+
+
+# ---- node key and endpoint -----------------------------------------------------------------------
+
+NEW_KEY = NODE_KEY ^ 0xFFFF
+NEW_ENDPOINT = "wss://gpu-1.example.org:8443/after-reboot"
+
+
+@pytest.mark.gas
+async def test_update_node_replaces_key_and_endpoint_and_keeps_the_image(env: Env, gas_snapshot) -> None:
+    alice, p = _active(env, role=Role.GPU)
+    _, pp = env.provider(alice, Role.GPU)
+    balances = env.balances(alice, p)
+    res = await p.send_update_node(
+        pp, alice.sender(), value=PROVIDER_OP_FEE, node_key=NEW_KEY, endpoint=NEW_ENDPOINT, query_id=7
+    )
+    assert_conserved(env, res, balances)
+    find_tx(res, from_=alice.address, to=p.address, op=Op.UPDATE_NODE, success=True)
+    excess = find_tx(res, from_=p.address, to=alice.address, op=Op.RETURN_EXCESS)
+    gas_snapshot.record("provider.update_node", res)
+    assert ReturnExcess.from_cell(body_of(excess)).query_id == 7
+    assert excess.value > PROVIDER_OP_FEE - ton("0.004")  # all of the value but the gas
+    data = env.provider_data(p)
+    assert (data.node_key, data.endpoint, data.image_hash) == (NEW_KEY, NEW_ENDPOINT, IMAGE_HASH)
+    assert data.active and (data.stake, data.claimed) == (MIN_STAKE, 0)
+    assert env.balance(p) >= MIN_STAKE + PROVIDER_STORAGE_RESERVE  # nothing of the value was kept
+
+
+def test_update_node_while_unstaking_keeps_no_image_where_there_was_none(env: Env) -> None:
+    alice, p = _active(env)
+    alice.send(p.address, PROVIDER_OP_FEE, p.request_unstake_body())
+    assert env.provider_data(p).state == ProviderState.INACTIVE
+    res = alice.send(p.address, PROVIDER_OP_FEE, p.update_node_body(node_key=NEW_KEY, endpoint=NEW_ENDPOINT))
+    find_tx(res, to=p.address, op=Op.UPDATE_NODE, success=True)
+    data = env.provider_data(p)
+    assert (data.node_key, data.endpoint, data.image_hash) == (NEW_KEY, NEW_ENDPOINT, None)
+    assert data.state == ProviderState.INACTIVE and data.unstaking == MIN_STAKE
+
+
+def test_update_node_by_anyone_but_the_owner_is_rejected(env: Env) -> None:
+    alice, p = _active(env)
+    body = p.update_node_body(node_key=NEW_KEY, endpoint="wss://mallory")
+    res = env.bc.treasury("mallory").send(p.address, ton(1), body)
+    find_tx(res, to=p.address, exit_code=ExitCode.NOT_OWNER)
+    res = env.bc.treasury("foundation").send(p.address, ton(1), body)  # not even Root's owner
+    find_tx(res, to=p.address, exit_code=ExitCode.NOT_OWNER)
+    res = alice.send(p.address, PROVIDER_OP_FEE - 1, body)
+    find_tx(res, to=p.address, exit_code=ExitCode.NOT_ENOUGH_VALUE)
+    assert (env.provider_data(p).node_key, env.provider_data(p).endpoint) == (NODE_KEY, ENDPOINT)
+
+
+def test_update_node_with_an_endpoint_root_would_refuse_is_rejected(env: Env) -> None:
+    """The Provider holds the new NodeInfo to Root's registration limit (MAX_NODE_INFO_DEPTH):
+    254 bytes of endpoint (two cells) pass both, 255 bytes fail both."""
+    alice, p = _active(env, role=Role.GPU)
+    res = alice.send(p.address, ton(1), p.update_node_body(node_key=NEW_KEY, endpoint="x" * 255))
+    find_tx(res, to=p.address, exit_code=ExitCode.NODE_INFO_TOO_LARGE)
+    find_tx(res, from_=p.address, to=alice.address, bounced=True)
+    assert env.provider_data(p).endpoint == ENDPOINT
+    body = Root.register_provider_body(
+        role=Role.GPU, stake=MIN_STAKE, node_key=1, endpoint="x" * 255, image_hash=IMAGE_HASH
+    )
+    res = env.bc.treasury("bob").send(env.root.address, MIN_STAKE + REGISTER_VALUE_OVER_STAKE, body)
+    assert refusal(env, res, env.bc.treasury("bob").address) == ExitCode.NODE_INFO_TOO_LARGE
+    res = alice.send(p.address, PROVIDER_OP_FEE, p.update_node_body(node_key=NEW_KEY, endpoint="x" * 254))
+    find_tx(res, to=p.address, op=Op.UPDATE_NODE, success=True)
+    assert env.provider_data(p).endpoint == "x" * 254
 
 
 # ---- slash, claims ------------------------------------------------------------------------------

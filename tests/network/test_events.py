@@ -2,9 +2,10 @@
 
 The foundation deploys with `scripts/deploy.py`, a router registers with `scripts/provider.py`,
 a client opens a channel, the router redeems, a 2-of-3 validator quorum posts an epoch
-report, the router claims with `provider claim --proof`, then stakes, is slashed, unstakes,
-withdraws, and the client closes. The watcher follows Root, the pool, the Provider and the
-Channel, and must report exactly this story, in chain order.
+report, the router claims with `provider claim --proof`, then stakes, replaces its node key
+and endpoint with `provider update-node`, is slashed, unstakes, withdraws, and the client
+closes. The watcher follows Root, the pool, the Provider and the Channel, and must report
+exactly this story, in chain order.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from wrappers.events import (
     ConfigChanged,
     Deposited,
     EpochReported,
+    NodeUpdated,
     PoolConfigSynced,
     ProviderRegistered,
     RegistrationRefused,
@@ -156,6 +158,10 @@ async def test_payment_flow_yields_typed_events_in_chain_order(net: NetworkProvi
     # stake more, get slashed by a quorum, unstake, withdraw (cooldown 0)
     pp, op_via = operator.open(prov), operator.sender()
     await prov.send_stake(pp, op_via, value=2 * TON + PROVIDER_OP_FEE, amount=2 * TON)
+    new_key = pub(ROUTER_KEY)  # the node rebooted with a fresh key
+    update = ["update-node", *r, "--node-key", f"{new_key:064x}", "--endpoint", "wss://router-1b"]
+    data = await provider_script.run(operator, update)
+    assert (data.node_key, data.endpoint) == (new_key, "wss://router-1b")
     order = SlashOrder(root=root.address, target=prov.address, amount=TON, reason_hash=7, nonce=1)
     sigs = {pub(k): k.sign(slash_order_hash(order)).signature for k in VALIDATORS[1:]}
     await root.send_relay_slash(
@@ -208,6 +214,7 @@ async def test_payment_flow_yields_typed_events_in_chain_order(net: NetworkProvi
         ("provider", "Claimed"),
         ("pool", "ClaimPaid"),  # paid to the owner directly
         ("provider", "Staked"),
+        ("provider", "NodeUpdated"),
         ("root", "MessageReceived"),  # RelaySlash
         ("provider", "Slashed"),
         ("provider", "UnstakeRequested"),
@@ -267,6 +274,12 @@ async def test_payment_flow_yields_typed_events_in_chain_order(net: NetworkProvi
     refusal = next(e for e in events if isinstance(e, MessageReceived) and name[e.account] == "pool" and not e.success)
     assert refusal.exit_code == ExitCode.INVALID_PROOF and refusal.op == Op.FORWARD_CLAIM
     assert by_kind[Staked][0].amount == 2 * TON
+    (updated,) = by_kind[NodeUpdated]
+    assert (updated.owner, updated.node_key, updated.endpoint) == (
+        raw(operator.sender().address),
+        new_key,
+        "wss://router-1b",
+    )
     (slashed,) = by_kind[Slashed]
     assert (slashed.requested, slashed.slashed, slashed.reason_hash) == (TON, TON, 7)
     assert by_kind[UnstakeRequested][0].owner == raw(operator.sender().address)

@@ -108,18 +108,32 @@ async def test_deploy_rejects_bad_parameters(localnet: LocalnetProcess, tmp_path
         await script(localnet, "deploy", ["--params", str(bad)], OWNER)
 
 
-async def test_provider_lifecycle_register_unstake_withdraw(localnet: LocalnetProcess, params, capsys) -> None:
+async def test_provider_lifecycle_register_update_node_unstake_withdraw(
+    localnet: LocalnetProcess, params, capsys
+) -> None:
     root = (await script(localnet, "deploy", ["--params", str(params)], OWNER)).root
     r = ["--root", root.address.to_str(), "--role", "router"]
     with pytest.raises(ScriptError, match="below minimum stake: 5 TON < 10 TON"):
         await script(localnet, "provider", ["register", *r, "--stake", "5", "--endpoint", "wss://r"], OPERATOR)
     with pytest.raises(ScriptError, match="register first"):
         await script(localnet, "provider", ["status", *r], OPERATOR)
+    with pytest.raises(ScriptError, match="register first"):
+        await script(localnet, "provider", ["update-node", *r, "--node-key", "ab", "--endpoint", "wss://r"], OPERATOR)
     data = await script(localnet, "provider", ["register", *r, "--stake", "12", "--endpoint", "wss://r1"], OPERATOR)
     assert data.state == ProviderState.ACTIVE and data.stake == 12 * 10**9 and data.endpoint == "wss://r1"
     assert re.search(r"^  state +active$", capsys.readouterr().out, re.M)
     with pytest.raises(ScriptError, match="already registered"):
         await script(localnet, "provider", ["register", *r, "--stake", "12", "--endpoint", "wss://r1"], OPERATOR)
+    key = "0x" + "5e" * 32
+    with pytest.raises(ConfigError, match=r"^--endpoint is too long \(255 bytes\)"):
+        await script(localnet, "provider", ["update-node", *r, "--node-key", key, "--endpoint", "x" * 255], OPERATOR)
+    with pytest.raises(ConfigError, match="is not hex"):
+        await script(localnet, "provider", ["update-node", *r, "--node-key", "xyz", "--endpoint", "wss://r2"], OPERATOR)
+    data = await script(
+        localnet, "provider", ["update-node", *r, "--node-key", key, "--endpoint", "wss://r2"], OPERATOR
+    )
+    assert (data.node_key, data.endpoint, data.stake) == (int(key, 16), "wss://r2", 12 * 10**9)
+    assert re.search(r"^  endpoint +wss://r2$", capsys.readouterr().out, re.M)
     with pytest.raises(ScriptError, match="nothing to withdraw"):
         await script(localnet, "provider", ["withdraw", *r], OPERATOR)
     data = await script(localnet, "provider", ["unstake", *r], OPERATOR)
