@@ -276,6 +276,20 @@ class Watcher:
         """Make `run()` / `events()` return after the transaction in hand. Safe from any task."""
         self._closed.set()
 
+    def follow(self, account: Address | str) -> bool:
+        """Follow one more account from the next poll on (a poll in progress may pick it up too).
+
+        Its cursor, if the store has one, is where it resumes; without one it starts as
+        `start` says. Safe while `run()` / `events()` / `poll()` are running: `poll()`
+        walks `accounts` by index, so an account appended meanwhile is polled in this round
+        or the next. Returns False when the account was already followed.
+        """
+        a = raw(account) or ""
+        if a in self.accounts:
+            return False
+        self.accounts.append(a)
+        return True
+
     async def fetch_new(self, account: str) -> list[ChainTx]:
         """Transactions of `account` after its cursor, oldest first (pages back as far as needed).
 
@@ -326,14 +340,21 @@ class Watcher:
         while not self._closed.is_set():
             txs = await self.poll()
             for tx in txs:
-                await self._handle(tx, handler)
+                await self.handle(tx, handler)
                 if self._closed.is_set():
                     return
             if not txs:
                 with _suppress_timeout():
                     await asyncio.wait_for(self._closed.wait(), self.poll_interval)
 
-    async def _handle(self, tx: ChainTx, handler: Handler) -> None:
+    async def handle(self, tx: ChainTx, handler: Handler) -> None:
+        """What `run()` does with one transaction from `poll()`: the handler, then the cursor,
+        in one SQLite transaction (committed on return, rolled back if the handler raises).
+
+        For a consumer that drives its own loop (`poll()`, then `handle()` for each, in
+        order). A handler that never awaits while it holds `db` keeps the transaction closed
+        to every other task on the connection. Cancelling is safe (rolled back).
+        """
         events = self.registry.decode(tx)
         db = self.store.db
         db.execute("BEGIN IMMEDIATE")
@@ -346,6 +367,8 @@ class Watcher:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+
+    _handle = handle  # the earlier private name, which tests drive rounds with
 
     async def events(self) -> AsyncIterator[WatchEvent]:
         """Every new event, forever (until `close()`); at-least-once (see the module doc).
