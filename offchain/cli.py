@@ -46,6 +46,29 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+_AGENTS = {"router": "offchain.router._main:run_router", "worker": "offchain.worker._main:run_worker"}
+
+
+def _run_agent(target: str, args: argparse.Namespace) -> int:
+    import importlib
+
+    from offchain.agentkit import load_config, run_agent, setup_logging
+
+    module, func = target.split(":")
+    main = getattr(importlib.import_module(module), func)
+    cfg = load_config(args.config)
+    setup_logging(args.verbose)
+    return run_agent(lambda stop: main(cfg, stop))
+
+
+def _cmd_agent(args: argparse.Namespace) -> int:
+    return _run_agent(_AGENTS[args.kind], args)
+
+
+def _cmd_gateway(args: argparse.Namespace) -> int:
+    return _run_agent("offchain.client._gateway_cmd:run_gateway", args)
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
     p = argparse.ArgumentParser(prog="cocoon", description="Cocoon 2.0: contracts, local chain, agents")
     sub = p.add_subparsers(dest="command", required=True)
@@ -61,6 +84,17 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Nam
     from offchain.ton.localnet import add_localnet_command
 
     runners["localnet"] = add_localnet_command(sub)
+
+    a = sub.add_parser("agent", help="run an agent: router or worker (config: TOML + COCOON_* env, WALLET_MNEMONIC)")
+    a.add_argument("kind", choices=sorted(_AGENTS), help="which agent")
+    a.add_argument("--config", help="TOML config file")
+    a.add_argument("-v", "--verbose", action="count", default=0)
+    runners["agent"] = _cmd_agent
+
+    g = sub.add_parser("gateway", help="OpenAI-compatible HTTP API paid through a channel (config: TOML + env)")
+    g.add_argument("--config", help="TOML config file")
+    g.add_argument("-v", "--verbose", action="count", default=0)
+    runners["gateway"] = _cmd_gateway
 
     # Blueprint-style scripts: their own options (--network, --wallet, ...) follow the name.
     for name, text in (

@@ -302,8 +302,20 @@ class Error(_Frame):
 
 
 Frame = (
-    Challenge | Hello | Welcome | Offer | Load | ListModels | Models | Embed | Work | WorkDone | Embedded
-    | RequestClose | CloseApproved | Error
+    Challenge
+    | Hello
+    | Welcome
+    | Offer
+    | Load
+    | ListModels
+    | Models
+    | Embed
+    | Work
+    | WorkDone
+    | Embedded
+    | RequestClose
+    | CloseApproved
+    | Error
 )
 
 _encoder = msgspec.msgpack.Encoder()
@@ -341,8 +353,15 @@ def frame_id(data: bytes) -> int | None:
 def hello_digest(challenge: Challenge, *, role: str, owner: str, node_key: bytes) -> bytes:
     """What a peer signs: the router's challenge bound to its claimed identity and role."""
     h = hashlib.sha256(b"cocoon/hello/v1\x00")
-    for part in (challenge.nonce, challenge.router.encode(), challenge.router_key, challenge.root.encode(),
-                 role.encode(), owner.encode(), node_key):
+    for part in (
+        challenge.nonce,
+        challenge.router.encode(),
+        challenge.router_key,
+        challenge.root.encode(),
+        role.encode(),
+        owner.encode(),
+        node_key,
+    ):
         h.update(len(part).to_bytes(2, "big") + part)
     return h.digest()
 

@@ -1,0 +1,459 @@
+"""The client SDK: pay a router through a Channel, get embeddings.
+
+    async with CocoonClient(config, chain=chain, wallet=wallet, channel_key=key, store=path) as client:
+        await client.open_channel(deposit=ton(5))           # deploys or reuses the channel
+        result = await client.embed(["a text"], model="all-MiniLM-L6-v2")
+        result.vectors, result.units, result.cost
+        await client.close_cooperative()
+
+Money: every request carries a cumulative voucher covering what the router has charged,
+what is in flight, and this request's maximum (its units at the maximum coefficient). The
+newest voucher is committed to SQLite before it is sent, so a restarted client never signs
+a lower total than one it gave away, and never pays twice: it resumes from the router's
+books (sent in Welcome) and its own newest voucher, whichever is higher. A voucher above
+what was charged is credit that later requests spend without a new signature.
+
+Units are counted with the model's own tokenizer (offchain.models), so the voucher matches
+what the worker will sign for; for a model this SDK does not know, an upper bound (one unit
+per character plus two, capped at the model's token limit) is used: never under-declared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import logging
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+from pytoniq_core import Address
+from websockets.exceptions import ConnectionClosed
+
+from offchain.errors import ConfigError, PeerRejected, RequestFailed, StorageError
+from offchain.mesh import Limits, Peer, connect, join
+from offchain.models import Tokenizer, WordCounter, builtin_models
+from offchain.protocol.units import compute_price
+from offchain.protocol.voucher import SignedVoucher, sign_voucher
+from offchain.protocol.wire import (
+    AccountState,
+    CloseApproved,
+    Embed,
+    Embedded,
+    Error,
+    ErrorCode,
+    ListModels,
+    ModelInfo,
+    Models,
+    RequestClose,
+    VoucherFrame,
+    Welcome,
+    receipt_digest,
+)
+from offchain.ton.network import ChainContractProvider, ChainProvider
+from wrappers.channel import CHANNEL_DEPOSIT_FEE, Channel, ChannelConfig, ChannelState
+from wrappers.root import Root
+
+__all__ = ["ClientConfig", "CocoonClient", "EmbeddingResult"]
+
+log = logging.getLogger("cocoon.client")
+
+
+def _raw(a: Address | str) -> str:
+    return (a if isinstance(a, Address) else Address(a)).to_str(is_user_friendly=False)
+
+
+@dataclass
+class ClientConfig:
+    router_url: str
+    root: str
+    router: str  # the router's wallet address (the Channel's `router`)
+    router_key: bytes  # the router's node key (the Channel's `routerKey`)
+    max_coefficient: int | None = None  # default: the cheapest worker's, from the router's model list
+    request_timeout: float = 60.0
+    limits: Limits | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    vectors: np.ndarray  # float32 (n, dim), L2-normalised
+    units: int
+    cost: int  # nanoTON charged
+    model: str
+    worker: str  # the serving worker's Provider
+
+
+class _State:
+    """The client's books, in SQLite: the newest voucher given away, and the router's charge."""
+
+    def __init__(self, path: Path | str) -> None:
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS channel (address TEXT PRIMARY KEY, compute INTEGER NOT NULL, "
+                "data INTEGER NOT NULL, signature BLOB NOT NULL, charged_compute INTEGER NOT NULL, "
+                "charged_data INTEGER NOT NULL)"
+            )
+        except sqlite3.Error as err:
+            raise StorageError(f"cannot open the client's store {path}: {err}") from err
+
+    def load(self, channel: str) -> tuple[SignedVoucher | None, int, int]:
+        row = self.db.execute(
+            "SELECT compute, data, signature, charged_compute, charged_data FROM channel WHERE address = ?", (channel,)
+        ).fetchone()
+        if row is None:
+            return None, 0, 0
+        v = SignedVoucher(Address(channel), row[0], row[1], bytes(row[2])) if row[2] else None
+        return v, row[3], row[4]
+
+    def save(self, channel: str, v: SignedVoucher | None, charged_compute: int, charged_data: int) -> None:
+        self.db.execute(
+            "INSERT INTO channel (address, compute, data, signature, charged_compute, charged_data) "
+            "VALUES (?,?,?,?,?,?) ON CONFLICT (address) DO UPDATE SET compute=excluded.compute, "
+            "data=excluded.data, signature=excluded.signature, charged_compute=excluded.charged_compute, "
+            "charged_data=excluded.charged_data",
+            (
+                channel,
+                v.compute if v else 0,
+                v.data if v else 0,
+                v.signature if v else b"",
+                charged_compute,
+                charged_data,
+            ),
+        )
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class CocoonClient:
+    """A developer's handle on the network (see the module doc). Safe for concurrent `embed`
+    calls from many tasks of one event loop."""
+
+    def __init__(
+        self, config: ClientConfig, *, chain: ChainProvider, wallet: Any, channel_key: SigningKey, store: Path | str
+    ) -> None:
+        self.config = config
+        self.chain = chain
+        self.wallet = wallet
+        self.key = channel_key
+        self.client = _raw(wallet.address)
+        self._state = _State(store)
+        self._channel: Channel | None = None
+        self.latest: SignedVoucher | None = None
+        self.charged_compute = 0
+        self.charged_data = 0
+        self.reserved = 0
+        self.deposit = 0
+        self.unit_price = 0
+        self._peer: Peer | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._ids = itertools.count(1)
+        self._lock = asyncio.Lock()  # voucher arithmetic and connection setup
+        self._models: dict[str, ModelInfo] = {}
+        self._counters: dict[str, Any] = {}
+
+    async def __aenter__(self) -> CocoonClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- the channel ------------------------------------------------------------------------
+    async def channel(self) -> Channel:
+        """This client's Channel to the router (its address from Root's Channel code)."""
+        if self._channel is None:
+            root = Root.create_from_address(Address(self.config.root))
+            codes = await root.get_child_codes(ChainContractProvider(self.chain, root.address))
+            cfg = ChannelConfig(
+                Address(self.config.root),
+                Address(self.client),
+                Address(self.config.router),
+                int.from_bytes(bytes(self.key.verify_key), "big"),
+                int.from_bytes(self.config.router_key, "big"),
+            )
+            self._channel = Channel.create_from_config(cfg, codes.channel)
+        return self._channel
+
+    async def open_channel(self, *, deposit: int, timeout: float = 60.0) -> str:
+        """Deploy the channel with `deposit` nanoTON credited, or reuse it if it is open; wait
+        until Root's terms opened it. Returns its address (raw form)."""
+        ch = await self.channel()
+        cp = ChainContractProvider(self.chain, ch.address, ch.init)
+        state = await self.chain.get_account(ch.address)
+        if state.status == "active":
+            data = await ch.get_channel_data(cp)
+            if data.state == ChannelState.OPEN:
+                return _raw(ch.address)
+            if data.state == ChannelState.CLOSED or data.state == ChannelState.CLOSING:
+                raise ConfigError(f"channel {ch.address.to_str()} is closed or closing; a new channel needs a new key")
+        else:
+            sent = await ch.send_deposit(cp, self.wallet, value=deposit + CHANNEL_DEPOSIT_FEE)
+            await sent.wait_delivered(timeout=timeout)
+        await self._wait_open(ch, cp, timeout)
+        return _raw(ch.address)
+
+    async def _wait_open(self, ch: Channel, cp: ChainContractProvider, timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            if (await self.chain.get_account(ch.address)).status == "active" and (
+                await ch.get_channel_data(cp)
+            ).state == ChannelState.OPEN:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise ConfigError(f"channel {ch.address.to_str()} did not open within {timeout:g}s")
+            await asyncio.sleep(0.2)
+
+    async def top_up(self, amount: int) -> None:
+        ch = await self.channel()
+        sent = await ch.send_deposit(
+            ChainContractProvider(self.chain, ch.address, ch.init), self.wallet, value=amount + CHANNEL_DEPOSIT_FEE
+        )
+        await sent.wait_delivered()
+
+    # ---- the connection ------------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Connect (or reconnect) and resume the books from the router's. Idempotent."""
+        async with self._lock:
+            if self._peer is not None:
+                return
+            ch = await self.channel()
+            address = _raw(ch.address)
+            self.latest, self.charged_compute, self.charged_data = self._state.load(address)
+            peer = await connect(self.config.router_url, self.config.limits)
+            try:
+                _, welcome = await join(
+                    peer,
+                    key=self.key,
+                    role="client",
+                    owner=self.client,
+                    agent="cocoon-client/1",
+                    expect_router_key=self.config.router_key,
+                )
+            except BaseException:
+                await peer.close()
+                raise
+            self._resume(welcome)
+            self._peer = peer
+            self._reader = asyncio.get_running_loop().create_task(self._read(peer))
+
+    def _resume(self, welcome: Welcome) -> None:
+        self.unit_price = welcome.compute_unit_price
+        acc = welcome.account
+        if acc is None:
+            raise PeerRejected("the router sent no account for this channel")
+        self.deposit = acc.deposit
+        self._adopt(acc)
+
+    def _adopt(self, acc: AccountState) -> None:
+        """Take the router's books where they are ahead of ours (a voucher we signed, checked
+        to be ours; its charge, never above what we signed)."""
+        if acc.voucher_signature and (
+            self.latest is None or acc.voucher_compute + acc.voucher_data > self.latest.total
+        ):
+            v = SignedVoucher(Address(acc.channel), acc.voucher_compute, acc.voucher_data, acc.voucher_signature)
+            try:
+                VerifyKey(bytes(self.key.verify_key)).verify(v.message_hash(), v.signature)
+                self.latest = v
+            except BadSignatureError:
+                log.warning("the router holds a voucher we did not sign; ignored")
+        cap_c = self.latest.compute if self.latest else 0
+        cap_d = self.latest.data if self.latest else 0
+        self.charged_compute = max(self.charged_compute, min(acc.charged_compute, cap_c))
+        self.charged_data = max(self.charged_data, min(acc.charged_data, cap_d))
+        self.deposit = acc.deposit
+
+    async def _read(self, peer: Peer) -> None:
+        try:
+            while True:
+                frame = await peer.recv(timeout=10**9)
+                rid = getattr(frame, "id", None)
+                fut = self._waiting.pop(rid, None) if rid is not None else None
+                if fut is not None and not fut.done():
+                    fut.set_result(frame)
+                elif isinstance(frame, Error):
+                    log.warning("router error: %s %s", frame.code, frame.message)
+        except (ConnectionClosed, TimeoutError, OSError):
+            pass
+        finally:
+            if self._peer is peer:
+                self._peer = None
+            for fut in list(self._waiting.values()):
+                if not fut.done():
+                    fut.set_exception(ConnectionClosed(None, None))
+            self._waiting.clear()
+
+    async def _call(self, frame: Any, rid: int) -> Any:
+        peer = self._peer
+        if peer is None:
+            raise ConnectionClosed(None, None)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = fut
+        try:
+            await peer.send(frame)
+            answer = await asyncio.wait_for(fut, self.config.request_timeout)
+        finally:
+            self._waiting.pop(rid, None)
+        if isinstance(answer, Error):
+            raise RequestFailed(answer.code, answer.message, request_id=rid)
+        return answer
+
+    # ---- models and units ------------------------------------------------------------------------
+    async def list_models(self) -> list[ModelInfo]:
+        await self.connect()
+        rid = next(self._ids)
+        answer: Models = await self._call(ListModels(id=rid), rid)
+        self._models = {m.name: m for m in answer.models}
+        return answer.models
+
+    def count_units(self, inputs: list[Any], model: str) -> int:
+        counter = self._counters.get(model)
+        if counter is None:
+            spec = builtin_models().get(model)
+            if spec is not None:
+                counter = (
+                    Tokenizer(spec.tokenizer_path, max_tokens=spec.max_tokens)
+                    if spec.tokenizer_path
+                    else WordCounter(max_tokens=spec.max_tokens)
+                )
+            self._counters[model] = counter
+        if counter is not None:
+            return sum(counter.count(inputs))
+        cap = self._models[model].max_tokens if model in self._models else 8192
+        return sum(min(cap, (len(x) if isinstance(x, list) else len(x) + 2)) for x in inputs)
+
+    # ---- embeddings --------------------------------------------------------------------------------
+    async def embed(self, inputs: list[str] | list[list[int]], *, model: str) -> EmbeddingResult:
+        """Embed `inputs`, paying through the channel. Reconnects once if the connection drops.
+
+        Raises:
+            RequestFailed: the router or worker refused (typed code), e.g. VOUCHER_OVER_DEPOSIT
+                when the channel needs a top-up.
+        """
+        if not inputs:
+            raise RequestFailed(ErrorCode.INVALID_INPUT, "no input")
+        for attempt in range(2):
+            await self.connect()
+            if model not in self._models:
+                await self.list_models()
+            try:
+                return await self._embed_once(inputs, model)
+            except ConnectionClosed:
+                if attempt:
+                    raise RequestFailed(ErrorCode.WORKER_FAILED, "the router connection dropped twice") from None
+                log.info("router connection dropped; reconnecting")
+        raise AssertionError("unreachable")
+
+    async def _embed_once(self, inputs: list[Any], model: str) -> EmbeddingResult:
+        info = self._models.get(model)
+        if info is None:
+            raise RequestFailed(ErrorCode.UNKNOWN_MODEL, f"the router has no worker for {model!r}")
+        units = self.count_units(inputs, model)
+        coefficient = self.config.max_coefficient or info.min_coefficient
+        price = compute_price(units, self.unit_price, coefficient)
+        async with self._lock:
+            need = self.charged_compute + self.reserved + price
+            v = self.latest
+            if v is None or v.compute < need:
+                data = v.data if v else 0
+                if need + data > self.deposit:
+                    raise RequestFailed(
+                        ErrorCode.VOUCHER_OVER_DEPOSIT,
+                        f"this request needs {need + data} nanoTON in vouchers; the channel holds "
+                        f"{self.deposit}: top up",
+                    )
+                v = sign_voucher(self.key, (await self.channel()).address, compute=need, data=data)
+                self._state.save(_raw(v.channel), v, self.charged_compute, self.charged_data)  # before it leaves
+                self.latest = v
+            self.reserved += price
+        rid = next(self._ids)
+        texts = inputs if isinstance(inputs[0], str) else []
+        tokens = [] if texts else inputs
+        frame = Embed(
+            id=rid,
+            model=model,
+            units=units,
+            max_coefficient=coefficient,
+            voucher=VoucherFrame(compute=v.compute, data=v.data, signature=v.signature),
+            texts=texts,
+            tokens=tokens,
+        )
+        try:
+            answer: Embedded = await self._call(frame, rid)
+        finally:
+            self.reserved -= price
+        self._check_receipt(answer, units)
+        self._adopt(answer.account)
+        self._state.save(_raw(v.channel), self.latest, self.charged_compute, self.charged_data)
+        vectors = np.frombuffer(answer.vectors, dtype="<f4").reshape(-1, answer.dim)
+        return EmbeddingResult(
+            vectors=vectors, units=answer.units, cost=answer.cost, model=answer.model, worker=answer.worker
+        )
+
+    def _check_receipt(self, answer: Embedded, units: int) -> None:
+        r = answer.receipt
+        if r.result_hash != hashlib.sha256(answer.vectors).digest() or r.units != answer.units or r.units > units:
+            raise RequestFailed(ErrorCode.WORKER_FAILED, "the worker's receipt does not match the answer")
+        try:
+            VerifyKey(answer.worker_key).verify(
+                receipt_digest(request=r.request, model_hash=r.model_hash, units=r.units, result_hash=r.result_hash),
+                r.signature,
+            )
+        except BadSignatureError as err:
+            raise RequestFailed(ErrorCode.WORKER_FAILED, "the worker's receipt signature is invalid") from err
+        if answer.cost > compute_price(answer.units, self.unit_price, answer.coefficient):
+            raise RequestFailed(ErrorCode.INTERNAL, "the router charged more than the worker's price")
+
+    # ---- closing ---------------------------------------------------------------------------------------
+    async def close_cooperative(self, *, timeout: float = 60.0) -> CloseApproved:
+        """Ask the router to sign the final totals and close the channel at once with them."""
+        await self.connect()
+        rid = next(self._ids)
+        approval: CloseApproved = await self._call(RequestClose(id=rid), rid)
+        ch = await self.channel()
+        sent = await ch.send_cooperative_close(
+            ChainContractProvider(self.chain, ch.address),
+            self.wallet,
+            compute=approval.compute,
+            data=approval.data,
+            signature=approval.signature,
+        )
+        txs = await sent.wait_delivered(timeout=timeout)
+        if not txs or not txs[0].success:
+            raise RequestFailed(
+                ErrorCode.INTERNAL, f"the channel refused the close (exit code {txs[0].exit_code if txs else None})"
+            )
+        return approval
+
+    async def start_close(self) -> None:
+        """Unilateral close, step 1: the router keeps Root's close delay to redeem."""
+        ch = await self.channel()
+        await (await ch.send_start_close(ChainContractProvider(self.chain, ch.address), self.wallet)).wait_delivered()
+
+    async def finish_close(self) -> None:
+        """Unilateral close, step 2 (after the delay): the rest of the deposit comes back."""
+        ch = await self.channel()
+        await (await ch.send_finish_close(ChainContractProvider(self.chain, ch.address), self.wallet)).wait_delivered()
+
+    async def disconnect(self) -> None:
+        peer, self._peer = self._peer, None
+        if peer is not None:
+            await peer.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+            self._reader = None
+
+    async def close(self) -> None:
+        await self.disconnect()
+        self._state.close()

@@ -1,0 +1,233 @@
+"""A whole network on one machine, as real processes: localnet, Root deployed by the
+foundation's own script, a router, gpu workers that register themselves, and a gateway that
+opens a channel and pays. `cocoon devnet` runs it for a person; the end-to-end tests run it
+too (the same code).
+
+Wallets are the localnet's funded genesis wallets: 0 the foundation, 1 the router, 2.. the
+workers, then the gateway's client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from offchain.devnet._supervisor import Proc, Supervisor, free_port, http_ok
+from offchain.models import builtin_models
+from offchain.ton._wallet import localnet_mnemonic
+
+__all__ = ["Devnet", "DevnetConfig", "wallet_env"]
+
+FOUNDATION, ROUTER, FIRST_WORKER = 0, 1, 2
+DEV_IMAGE = hashlib.sha256(b"cocoon/devnet-image/v1").digest()
+"""The worker image hash the devnet allowlists: no TEE here, so a declared one (issue 10 adds
+attestation, which binds a real measurement)."""
+
+
+def wallet_env(i: int) -> dict[str, str]:
+    return {"WALLET_MNEMONIC": " ".join(localnet_mnemonic(i)), "WALLET_VERSION": "v5r1"}
+
+
+def _toml(values: dict[str, Any]) -> str:
+    out = []
+    for k, v in values.items():
+        if isinstance(v, bool):
+            out.append(f"{k} = {'true' if v else 'false'}")
+        elif isinstance(v, int | float):
+            out.append(f"{k} = {v}")
+        elif isinstance(v, list):
+            out.append(f"{k} = [{', '.join(repr(str(x)).replace(chr(39), chr(34)) for x in v)}]")
+        else:
+            out.append(f'{k} = "{v}"')
+    return "\n".join(out) + "\n"
+
+
+@dataclass
+class DevnetConfig:
+    workers: int = 2
+    models: list[str] = field(default_factory=lambda: ["all-MiniLM-L6-v2"])
+    coefficients: list[int] = field(default_factory=lambda: [1000, 1100])
+    compute_unit_price: int = 1000  # nanoTON per token: 1 TON buys a million tokens
+    deposit: str = "5"  # TON the gateway's client deposits
+    redeem_threshold: str = "0.001"  # TON
+    redeem_interval: float = 5.0
+    gateway: bool = True
+    api_key: str | None = None
+    worker_extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Devnet:
+    """Start with `start()`, stop with `close()` (or `with`). Attributes hold what a user needs:
+    `api_url` (the chain), `root`, `router` (its ready info), `gateway_url`."""
+
+    def __init__(
+        self, workdir: Path | str, config: DevnetConfig | None = None, progress: Callable[[str], None] = lambda _: None
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.config = config or DevnetConfig()
+        self.progress = progress
+        self.sup = Supervisor(self.workdir / "logs", env={**os.environ, "COCOON_LOCALNET_URL": ""})
+        self.api_url = ""
+        self.root = ""
+        self.router: dict[str, Any] = {}
+        self.workers: list[Proc] = []
+        self.gateway_url = ""
+
+    def __enter__(self) -> Devnet:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> Devnet:
+        try:
+            self.start_localnet()
+            self.deploy()
+            self.start_router()
+            for i in range(self.config.workers):
+                self.start_worker(i)
+            if self.config.gateway:
+                self.start_gateway()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        self.sup.close()
+
+    # ---- the pieces ---------------------------------------------------------------------------
+    def start_localnet(self) -> None:
+        port = free_port()
+        self.api_url = f"http://127.0.0.1:{port}/api/v2"
+        self.progress(f"localnet on {self.api_url}")
+        p = self.sup.start(
+            "localnet",
+            [
+                "-m",
+                "offchain.ton.localnet",
+                "--port",
+                str(port),
+                "--block-time",
+                "0",
+                "--wallets",
+                str(FIRST_WORKER + self.config.workers + 2),
+                "--memory",
+                "--quiet",
+            ],
+        )
+        self.sup.wait_ready(p, probe=lambda: http_ok(f"{self.api_url}/getMasterchainInfo"), timeout=60)
+
+    def deploy(self) -> None:
+        from scripts._runner import run_script_async
+
+        catalog = builtin_models()
+        params = self.workdir / "foundation.toml"
+        params.write_text(
+            _toml(
+                {
+                    "compute_unit_price": self.config.compute_unit_price,
+                    "close_delay": 600,
+                    "models": [catalog[m].hash.hex() for m in self.config.models],
+                    "images": [DEV_IMAGE.hex()],
+                }
+            )
+            + '[roles.gpu]\nmin_stake = "1"\ncooldown = 60\n'
+        )
+        self.progress("deploying Root and the RewardPool (the foundation's deploy script)")
+        dep = asyncio.run(
+            run_script_async(
+                "deploy",
+                ["--network", "localnet", "--url", self.api_url, "--params", str(params)],
+                env=wallet_env(FOUNDATION),
+            )
+        )
+        self.root = dep.root.address.to_str(is_user_friendly=False)
+
+    def _agent(self, name: str, command: list[str], values: dict[str, Any], wallet: int, timeout: float) -> Proc:
+        cfg = self.workdir / f"{name}.toml"
+        ready = self.workdir / f"{name}.ready.json"
+        cfg.write_text(
+            _toml(
+                {
+                    "network": "localnet",
+                    "url": self.api_url,
+                    "root": self.root,
+                    "data_dir": str(self.workdir / name),
+                    "ready_file": str(ready),
+                    **values,
+                }
+            )
+        )
+        p = self.sup.start(
+            name, ["-m", "offchain.cli", *command, "--config", str(cfg)], env=wallet_env(wallet), ready_file=ready
+        )
+        self.sup.wait_ready(p, timeout=timeout)
+        return p
+
+    def start_router(self, **extra: Any) -> dict[str, Any]:
+        self.progress("router")
+        p = self._agent(
+            "router",
+            ["agent", "router"],
+            {
+                "host": "127.0.0.1",
+                "port": 0,
+                "redeem_threshold": self.config.redeem_threshold,
+                "redeem_interval": self.config.redeem_interval,
+                "poll_interval": 0.3,
+                **extra,
+            },
+            ROUTER,
+            60,
+        )
+        self.router = p.info
+        return p.info
+
+    def start_worker(self, i: int, **extra: Any) -> Proc:
+        self.progress(f"worker {i} (registers as a gpu provider)")
+        coeffs = self.config.coefficients
+        p = self._agent(
+            f"worker{i}",
+            ["agent", "worker"],
+            {
+                "router": self.router["url"],
+                "models": self.config.models,
+                "coefficient": coeffs[i % len(coeffs)],
+                "stake": "2",
+                "endpoint": f"worker://devnet-{i}",
+                "image": DEV_IMAGE.hex(),
+                **self.config.worker_extra,
+                **extra,
+            },
+            FIRST_WORKER + i,
+            120,
+        )
+        if p not in self.workers:
+            self.workers.append(p)
+        return p
+
+    def start_gateway(self) -> str:
+        self.progress("gateway (opens a channel and deposits)")
+        values: dict[str, Any] = {
+            "router_url": self.router["url"],
+            "router": self.router["address"],
+            "router_key": self.router["router_key"],
+            "deposit": self.config.deposit,
+            "host": "127.0.0.1",
+            "port": 0,
+        }
+        if self.config.api_key:
+            values["api_key"] = self.config.api_key
+        p = self._agent("gateway", ["gateway"], values, FIRST_WORKER + self.config.workers, 90)
+        self.gateway_url = p.info["url"]
+        return self.gateway_url
+
+    @property
+    def client_wallet(self) -> int:
+        return FIRST_WORKER + self.config.workers

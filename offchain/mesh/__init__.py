@@ -1,0 +1,7 @@
+"""The websocket transport of the agent mesh: frames, limits, heartbeats, handshake."""
+
+from __future__ import annotations
+
+from offchain.mesh._transport import Limits, Peer, accept_peer, connect, join
+
+__all__ = ["Limits", "Peer", "accept_peer", "connect", "join"]

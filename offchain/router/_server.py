@@ -1,0 +1,614 @@
+"""The router agent: websocket server for clients and workers, metering, redeeming.
+
+    async with Router(config, chain=chain, directory=directory, store=store, wallet=sender) as router:
+        await router.serve_forever()
+
+Who may connect is decided by the directory (the chain's view): a worker's node key must be
+its gpu Provider's, active and staked at least the role's minimum; a client's key must be
+the client key of an open Channel between its wallet and this router. A provider that
+unstakes or is slashed is dropped when the directory sees it (one watcher poll).
+
+Each client request: admit its voucher (`Account.admit`), persist the voucher if new, pick a
+worker (`choose_worker`), forward, await the worker's signed receipt, charge the worker's
+price for the units it signed for (persisted with the usage row), answer. A worker that
+fails, disconnects or times out gets the request retried once on another worker; a request
+that fails twice is answered WORKER_FAILED and costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nacl.signing import SigningKey
+from pytoniq_core import Address
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from offchain.errors import CocoonError, PeerRejected, RequestFailed
+from offchain.mesh import Limits, Peer, accept_peer
+from offchain.protocol.units import compute_price
+from offchain.protocol.voucher import SignedVoucher, sign_close_approval
+from offchain.protocol.wire import (
+    AccountState,
+    CloseApproved,
+    Embed,
+    Embedded,
+    Error,
+    ErrorCode,
+    Hello,
+    ListModels,
+    Load,
+    ModelInfo,
+    ModelOffer,
+    Models,
+    Offer,
+    RequestClose,
+    Welcome,
+    Work,
+    WorkDone,
+)
+from offchain.router._core import Account, Reservation, WorkerState, choose_worker
+from offchain.router._store import RouterStore
+from wrappers.provider import Role
+
+__all__ = ["Router", "RouterConfig"]
+
+log = logging.getLogger("cocoon.router")
+
+
+def raw(a: Address | str) -> str:
+    return (a if isinstance(a, Address) else Address(a)).to_str(is_user_friendly=False)
+
+
+@dataclass
+class RouterConfig:
+    """What a router needs besides its dependencies (see `offchain.router.config` for TOML)."""
+
+    root: str
+    node_key: SigningKey = field(repr=False)
+    host: str = "127.0.0.1"
+    port: int = 0
+    limits: Limits = field(default_factory=Limits)
+    request_timeout: float = 30.0
+    redeem_threshold: int = 10**9 // 10  # nanoTON earned and not redeemed that triggers a redeem
+    redeem_interval: float = 60.0  # seconds between timer redeems of anything earned
+    redeem_timeout: float = 60.0
+    epoch_seconds: int = 3600
+    redeem_on_shutdown: bool = True
+
+
+@dataclass
+class _Pending:
+    """A request sent to a worker, waiting for its answer."""
+
+    future: asyncio.Future[WorkDone | Error]
+    worker: WorkerState
+    sent_at: float
+
+
+class Router:
+    """The router agent. Construct, then `async with` (starts listening and the redeemer)."""
+
+    def __init__(
+        self,
+        config: RouterConfig,
+        *,
+        directory: Any,
+        store: RouterStore,
+        wallet: Any,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.directory = directory
+        self.store = store
+        self.wallet = wallet  # a Sender (WalletSender): redeems go out from it
+        self.clock = clock
+        self.address = raw(wallet.address)
+        self.node_key = config.node_key
+        self.router_key = bytes(config.node_key.verify_key)
+        self.workers: dict[str, WorkerState] = {}
+        self._offers: dict[str, ModelOffer] = {}  # model name -> its latest offer (hash, dim, limits)
+        self._worker_peers: dict[str, Peer] = {}
+        self._client_peers: dict[str, set[Peer]] = {}  # channel -> sessions
+        self.accounts: dict[str, Account] = {}
+        self._pending: dict[int, _Pending] = {}
+        self._next_work = int.from_bytes(os.urandom(4), "big") << 20
+        self._server: Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._redeem_now = asyncio.Event()
+        self._closing = False
+        self._redeeming: dict[str, tuple[int, int]] = {}
+        self.port: int | None = None
+        directory.subscribe(self._on_change)
+
+    # ---- lifecycle ----------------------------------------------------------------------------
+    async def __aenter__(self) -> Router:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        self._server = await serve(self._handle, self.config.host, self.config.port, **self.config.limits.ws_options())  # type: ignore[arg-type]
+        sock = next(iter(self._server.sockets))
+        self.port = sock.getsockname()[1]
+        self._spawn(self._redeem_loop())
+        log.info("router listening on %s:%s as %s", self.config.host, self.port, self.address)
+
+    @property
+    def url(self) -> str:
+        return f"ws://{self.config.host}:{self.port}"
+
+    async def serve_forever(self) -> None:
+        """Serve until `close()` or cancellation."""
+        assert self._server is not None, "start() first"
+        await self._server.wait_closed()
+
+    async def close(self) -> None:
+        """Stop accepting, drop sessions, redeem what was earned (config), stop tasks."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+        if self.config.redeem_on_shutdown:
+            await self.redeem_all(min_amount=1)
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(BaseException):
+                await t
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        t = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+        return t
+
+    # ---- sessions ------------------------------------------------------------------------------
+    async def _handle(self, ws: ServerConnection) -> None:
+        peer = Peer(ws, self.config.limits)
+        try:
+            hello = await accept_peer(
+                peer, router=self.address, router_key=self.router_key, root=self.directory.root.address
+            )
+            if hello.role == "worker":
+                await self._worker_session(peer, hello)
+            elif hello.role == "client":
+                await self._client_session(peer, hello)
+            else:
+                await peer.send_error(
+                    None, ErrorCode.UNEXPECTED_FRAME, f"role {hello.role} is not served by this router yet"
+                )
+        except (PeerRejected, ConnectionClosed, TimeoutError) as err:
+            peer.log.info("session ended: %s", err or type(err).__name__)
+        except Exception:
+            log.exception("session with %s failed", peer.name)
+            with contextlib.suppress(Exception):
+                await peer.send_error(None, ErrorCode.INTERNAL, "internal error")
+        finally:
+            with contextlib.suppress(Exception):
+                await peer.close()
+
+    async def _reject(self, peer: Peer, code: ErrorCode, message: str) -> None:
+        await peer.send_error(None, code, message)
+        raise PeerRejected(message)
+
+    # ---- workers -------------------------------------------------------------------------------
+    async def _worker_session(self, peer: Peer, hello: Hello) -> None:
+        view = await self.directory.provider(hello.owner, Role.GPU)
+        if view is None:
+            await self._reject(peer, ErrorCode.NOT_A_PROVIDER, f"no gpu Provider registered for {hello.owner}")
+        if view.node_key != hello.node_key:
+            await self._reject(peer, ErrorCode.NOT_A_PROVIDER, "the node key is not the one the Provider holds")
+        if not view.eligible:
+            await self._reject(
+                peer,
+                ErrorCode.PROVIDER_INACTIVE,
+                f"Provider {view.address} is not active with at least {view.min_stake} nanoTON staked",
+            )
+        session = os.urandom(8).hex()
+        await peer.send(
+            Welcome(
+                session=session,
+                compute_unit_price=self.directory.root.compute_unit_price,
+                data_unit_price=self.directory.root.data_unit_price,
+            )
+        )
+        offer = await peer.recv(timeout=self.config.limits.handshake_timeout)
+        if not isinstance(offer, Offer):
+            await self._reject(peer, ErrorCode.UNEXPECTED_FRAME, f"expected Offer, got {type(offer).__name__}")
+        state = WorkerState(
+            session=session,
+            provider=view.address,
+            node_key=hello.node_key,
+            models={},
+            coefficient=offer.coefficient,
+            capacity=offer.capacity,
+        )
+        await self._apply_offer(peer, state, offer)
+        self.workers[session] = state
+        self._worker_peers[session] = peer
+        peer.log.info(
+            "worker %s joined: models %s, coefficient %d", view.address, sorted(state.models), state.coefficient
+        )
+        try:
+            while True:
+                frame = await peer.recv()
+                if isinstance(frame, WorkDone | Error):
+                    p = self._pending.get(frame.id) if frame.id is not None else None
+                    if p is not None and p.worker is state and not p.future.done():
+                        p.future.set_result(frame)
+                elif isinstance(frame, Load):
+                    state.queued = frame.queued
+                elif isinstance(frame, Offer):
+                    state.coefficient, state.capacity = frame.coefficient, frame.capacity
+                    await self._apply_offer(peer, state, frame)
+                else:
+                    await peer.send_error(
+                        getattr(frame, "id", None),
+                        ErrorCode.UNEXPECTED_FRAME,
+                        f"a worker does not send {type(frame).__name__}",
+                    )
+        finally:
+            self.workers.pop(session, None)
+            self._worker_peers.pop(session, None)
+            for p in self._pending.values():
+                if p.worker is state and not p.future.done():
+                    p.future.set_result(Error(id=None, code=ErrorCode.WORKER_FAILED, message="the worker disconnected"))
+
+    async def _apply_offer(self, peer: Peer, state: WorkerState, offer: Offer) -> None:
+        models: dict[str, bytes] = {}
+        for m in offer.models:
+            if await self.directory.is_model_allowed(m.hash):
+                models[m.name] = m.hash
+                self._offers[m.name] = m
+            else:
+                await peer.send_error(
+                    None, ErrorCode.MODEL_NOT_ALLOWED, f"model {m.name} ({m.hash.hex()}) is not in Root's allowlist"
+                )
+        state.models = models
+
+    # ---- clients -------------------------------------------------------------------------------
+    async def _client_session(self, peer: Peer, hello: Hello) -> None:
+        view = await self.directory.channel(hello.owner, self.address, hello.node_key, self.router_key)
+        if view is None or not view.open:
+            await self._reject(
+                peer,
+                ErrorCode.NO_CHANNEL,
+                "no open Channel between this client and this router (deposit first, wait for it to open)",
+            )
+        account = await self._account(view, hello.owner, hello.node_key)
+        await peer.send(
+            Welcome(
+                session=os.urandom(8).hex(),
+                compute_unit_price=self.directory.root.compute_unit_price,
+                data_unit_price=self.directory.root.data_unit_price,
+                account=self._state(account),
+            )
+        )
+        self._client_peers.setdefault(account.address, set()).add(peer)
+        in_flight: dict[int, asyncio.Task[None]] = {}
+        try:
+            async with asyncio.TaskGroup() as tg:
+                while True:
+                    frame = await peer.recv()
+                    if isinstance(frame, Embed):
+                        if frame.id in in_flight:
+                            await peer.send_error(frame.id, ErrorCode.DUPLICATE_REQUEST, "this request id is in flight")
+                        elif len(in_flight) >= self.config.limits.max_in_flight:
+                            await peer.send_error(
+                                frame.id,
+                                ErrorCode.TOO_MANY_REQUESTS,
+                                f"at most {self.config.limits.max_in_flight} requests in flight",
+                            )
+                        else:
+                            t = tg.create_task(self._embed(peer, account, frame))
+                            in_flight[frame.id] = t
+                            t.add_done_callback(lambda _t, i=frame.id: in_flight.pop(i, None))
+                    elif isinstance(frame, ListModels):
+                        await peer.send(Models(id=frame.id, models=self.models()))
+                    elif isinstance(frame, RequestClose):
+                        await self._approve_close(peer, account, frame)
+                    else:
+                        await peer.send_error(
+                            getattr(frame, "id", None),
+                            ErrorCode.UNEXPECTED_FRAME,
+                            f"a client does not send {type(frame).__name__}",
+                        )
+        except* ConnectionClosed:
+            pass
+        finally:
+            self._client_peers.get(account.address, set()).discard(peer)
+
+    async def _account(self, view: Any, client: str, client_key: bytes) -> Account:
+        acc = self.accounts.get(view.address)
+        if acc is None:
+            charged = self.store.account(view.address)
+            if charged is None:
+                await self.store.write([self.store.op_account(view.address, client, client_key)])
+                charged = (0, 0)
+            acc = Account(
+                channel=Address(view.address),
+                client_key=client_key,
+                deposit=view.deposit,
+                charged_compute=charged[0],
+                charged_data=charged[1],
+                redeemed_compute=view.redeemed_compute,
+                redeemed_data=view.redeemed_data,
+            )
+            held = self.store.vouchers(view.address)
+            if held:
+                acc.latest = held[-1]
+                acc.pending = held
+                acc.advance()
+            self.accounts[view.address] = acc
+        return acc
+
+    def _state(self, a: Account) -> AccountState:
+        v = a.latest
+        return AccountState(
+            channel=a.address,
+            deposit=a.deposit,
+            charged_compute=a.charged_compute,
+            charged_data=a.charged_data,
+            voucher_compute=v.compute if v else 0,
+            voucher_data=v.data if v else 0,
+            voucher_signature=v.signature if v else b"",
+        )
+
+    def models(self) -> list[ModelInfo]:
+        """The models connected workers serve now, with their cheapest coefficient."""
+        out: dict[str, ModelInfo] = {}
+        offers = self._offers
+        for w in self.workers.values():
+            for name in w.models:
+                o = offers[name]
+                prev = out.get(name)
+                out[name] = ModelInfo(
+                    name=name,
+                    hash=o.hash,
+                    dim=o.dim,
+                    max_tokens=o.max_tokens,
+                    workers=(prev.workers if prev else 0) + 1,
+                    min_coefficient=min(prev.min_coefficient, w.coefficient) if prev else w.coefficient,
+                )
+        return sorted(out.values(), key=lambda m: m.name)
+
+    async def _embed(self, peer: Peer, account: Account, req: Embed) -> None:
+        try:
+            answer = await self._serve_embed(account, req)
+        except RequestFailed as err:
+            await peer.send_error(req.id, ErrorCode(err.code), err.detail)
+            return
+        with contextlib.suppress(ConnectionClosed):
+            await peer.send(answer)
+
+    async def _serve_embed(self, account: Account, req: Embed) -> Embedded:
+        if bool(req.texts) == bool(req.tokens):
+            raise RequestFailed(ErrorCode.INVALID_INPUT, "give exactly one of texts or tokens, not empty")
+        if self._closing:
+            raise RequestFailed(ErrorCode.SHUTTING_DOWN, "the router is shutting down")
+        if not any(req.model in w.models for w in self.workers.values()):
+            raise RequestFailed(ErrorCode.UNKNOWN_MODEL, f"no connected worker serves {req.model!r}")
+        if self.directory.root.address and not account.deposit:
+            raise RequestFailed(ErrorCode.NO_CHANNEL, "the channel has no deposit")
+        unit_price = self.directory.root.compute_unit_price
+        max_price = compute_price(req.units, unit_price, req.max_coefficient)
+        voucher = SignedVoucher(account.channel, req.voucher.compute, req.voucher.data, req.voucher.signature)
+        reservation, new = account.admit(voucher, compute=max_price)
+        try:
+            if new:
+                await self.store.write([self.store.op_voucher(voucher)])  # persisted before any work is done
+            done, worker, seconds = await self._run_on_worker(req, reservation, unit_price)
+        except BaseException:
+            account.release(reservation)
+            raise
+        cost = worker.price(done.receipt.units, unit_price)
+        moved = account.settle(reservation, compute=cost)
+        ops = [
+            self.store.op_charge(account.address, account.charged_compute, account.charged_data),
+            self.store.op_usage(
+                epoch=self.epoch(),
+                provider=worker.provider,
+                model=req.model,
+                units=done.receipt.units,
+                requests=1,
+                latency_ms=round(seconds * 1000),
+                earned=cost,
+            ),
+        ]
+        if moved and account.redeemable is not None:
+            ops.append(self.store.op_prune(account.address, account.redeemable))
+        await self.store.write(ops)  # the charge is on disk before the client sees the result
+        if account.unredeemed >= self.config.redeem_threshold:
+            self._redeem_now.set()
+        return Embedded(
+            id=req.id,
+            model=req.model,
+            dim=done.dim,
+            vectors=done.vectors,
+            units=done.receipt.units,
+            cost=cost,
+            coefficient=worker.coefficient,
+            worker=worker.provider,
+            worker_key=worker.node_key,
+            receipt=done.receipt,
+            account=self._state(account),
+        )
+
+    async def _run_on_worker(
+        self, req: Embed, reservation: Reservation, unit_price: int
+    ) -> tuple[WorkDone, WorkerState, float]:
+        tried: set[str] = set()
+        last = "no worker"
+        for _attempt in range(2):  # the first worker, then one retry elsewhere
+            worker = choose_worker(
+                self.workers.values(), model=req.model, max_coefficient=req.max_coefficient, exclude=frozenset(tried)
+            )
+            if worker is None:
+                if not tried:
+                    raise RequestFailed(
+                        ErrorCode.NO_WORKER,
+                        f"no worker for {req.model!r} has room at coefficient <= {req.max_coefficient}",
+                    )
+                break
+            if worker.price(req.units, unit_price) > reservation.compute:
+                break  # cannot happen while coefficient <= max_coefficient; kept as the money guard
+            tried.add(worker.session)
+            result = await self._send_work(worker, req)
+            if isinstance(result, tuple):
+                done, seconds = result
+                expected = hashlib.sha256(done.vectors).digest()
+                if (
+                    done.receipt.units <= req.units
+                    and done.receipt.result_hash == expected
+                    and done.receipt.model_hash == worker.models.get(req.model)
+                ):
+                    worker.observe(ok=True, seconds=seconds)
+                    return done, worker, seconds
+                last = "the worker's receipt does not match its answer"
+                worker.observe(ok=False)
+            else:
+                err = result
+                if err.code in (ErrorCode.UNITS_MISMATCH, ErrorCode.INPUT_TOO_LARGE, ErrorCode.INVALID_INPUT):
+                    raise RequestFailed(err.code, err.message)  # the request's fault: no retry
+                last = err.message or ErrorCode(err.code).name
+                worker.observe(ok=False)
+            await self.store.write(
+                [self.store.op_usage(epoch=self.epoch(), provider=worker.provider, model=req.model, failures=1)]
+            )
+        raise RequestFailed(ErrorCode.WORKER_FAILED, f"the request failed on {len(tried)} worker(s): {last}")
+
+    async def _send_work(self, worker: WorkerState, req: Embed) -> tuple[WorkDone, float] | Error:
+        self._next_work += 1
+        wid = self._next_work
+        fut: asyncio.Future[WorkDone | Error] = asyncio.get_running_loop().create_future()
+        started = time.monotonic()
+        self._pending[wid] = _Pending(fut, worker, started)
+        worker.in_flight += 1
+        try:
+            peer = self._worker_peers.get(worker.session)
+            if peer is None:
+                return Error(id=wid, code=ErrorCode.WORKER_FAILED, message="the worker disconnected")
+            try:
+                await peer.send(Work(id=wid, model=req.model, units=req.units, texts=req.texts, tokens=req.tokens))
+                answer = await asyncio.wait_for(fut, self.config.request_timeout)
+            except ConnectionClosed:
+                return Error(id=wid, code=ErrorCode.WORKER_FAILED, message="the worker disconnected")
+            except TimeoutError:
+                return Error(id=wid, code=ErrorCode.TIMEOUT, message=f"no answer in {self.config.request_timeout:g}s")
+            if isinstance(answer, WorkDone) and answer.receipt.request != wid:
+                return Error(id=wid, code=ErrorCode.WORKER_FAILED, message="receipt for another request")
+            return (answer, time.monotonic() - started) if isinstance(answer, WorkDone) else answer
+        finally:
+            worker.in_flight -= 1
+            self._pending.pop(wid, None)
+
+    async def _approve_close(self, peer: Peer, account: Account, req: RequestClose) -> None:
+        if account.in_flight:
+            await peer.send_error(req.id, ErrorCode.BUSY, "requests are in flight on this channel; close after them")
+            return
+        sig = sign_close_approval(
+            self.node_key, account.channel, compute=account.charged_compute, data=account.charged_data
+        )
+        await peer.send(
+            CloseApproved(id=req.id, compute=account.charged_compute, data=account.charged_data, signature=sig)
+        )
+
+    def epoch(self) -> int:
+        return int(self.clock()) // self.config.epoch_seconds
+
+    # ---- the chain's view changed ---------------------------------------------------------------
+    async def _on_change(self, change: Any) -> None:
+        if change.kind == "provider":
+            view = change.view
+            for session, w in list(self.workers.items()):
+                if w.provider == change.address and (view is None or not view.eligible or view.node_key != w.node_key):
+                    peer = self._worker_peers.get(session)
+                    log.info("dropping worker %s: its Provider is no longer eligible or changed its key", w.provider)
+                    if peer is not None:
+                        await peer.send_error(None, ErrorCode.PROVIDER_INACTIVE, "the Provider is no longer active")
+                        await peer.close(1008, "provider inactive")
+        elif change.kind == "channel":
+            acc = self.accounts.get(change.address)
+            view = change.view
+            if acc is not None and view is not None:
+                acc.deposit = view.deposit
+                acc.redeemed_compute, acc.redeemed_data = view.redeemed_compute, view.redeemed_data
+                if not view.open:
+                    self._redeem_now.set()  # closing: the close delay is the last chance to redeem
+
+    # ---- redeeming --------------------------------------------------------------------------------
+    async def _redeem_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._redeem_now.wait(), self.config.redeem_interval)
+            timer = not self._redeem_now.is_set()
+            self._redeem_now.clear()
+            try:
+                await self.redeem_all(min_amount=1 if timer else self.config.redeem_threshold)
+            except Exception:
+                log.exception("redeem round failed; retried on the next one")
+
+    async def redeem_all(self, *, min_amount: int = 1) -> int:
+        """Redeem every channel's earned voucher worth at least `min_amount`; returns how many landed.
+
+        A failed redeem is logged and retried later; the voucher stays in the store."""
+        landed = 0
+        for acc in list(self.accounts.values()):
+            if acc.unredeemed >= min_amount and acc.address not in self._redeeming:
+                try:
+                    landed += await self._redeem(acc)
+                except CocoonError as err:
+                    log.warning("redeem of %s failed: %s", acc.address, err)
+        return landed
+
+    async def _redeem(self, acc: Account) -> int:
+        from wrappers.channel import REDEEM_FEE, Channel
+
+        v = acc.redeemable
+        assert v is not None
+        self._redeeming[acc.address] = (v.compute, v.data)
+        try:
+            body = Channel.redeem_voucher_body(compute=v.compute, data=v.data, signature=v.signature)
+            sent = await self.wallet.send(to=acc.channel, value=REDEEM_FEE, body=body)
+            txs = await sent.wait_delivered(timeout=self.config.redeem_timeout)
+            ok = bool(txs) and txs[0].success
+            await self.store.write(
+                [
+                    self.store.op_redeem(
+                        acc.address,
+                        v.compute,
+                        v.data,
+                        self.clock(),
+                        "ok" if ok else "refused",
+                        "" if ok else f"exit code {txs[0].exit_code if txs else None}",
+                    )
+                ]
+            )
+            if ok:
+                acc.redeemed_compute = max(acc.redeemed_compute, v.compute)
+                acc.redeemed_data = max(acc.redeemed_data, v.data)
+                log.info("redeemed %s up to (%d, %d)", acc.address, v.compute, v.data)
+                return 1
+            # refused: the chain's view is the truth (e.g. already redeemed by an earlier try)
+            fresh = (
+                await self.directory.channel_state(acc.address) if hasattr(self.directory, "channel_state") else None
+            )
+            if fresh is not None:
+                acc.redeemed_compute, acc.redeemed_data = fresh.redeemed_compute, fresh.redeemed_data
+            return 0
+        finally:
+            self._redeeming.pop(acc.address, None)

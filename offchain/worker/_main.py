@@ -1,0 +1,190 @@
+"""`cocoon agent worker`: register as a gpu Provider if needed, then serve models to a router.
+
+network = "localnet"
+root = "EQ..."
+router = "ws://router.example.org:8700"
+models = ["all-MiniLM-L6-v2"]        # each must be in Root's model allowlist
+coefficient = 1000                    # price = Root's compute price x coefficient / 1000
+capacity = 64  max_batch = 32  max_wait_ms = 2
+stake = "10"                          # TON staked at registration (from WALLET_MNEMONIC's wallet)
+endpoint = "worker://my-gpu-box"      # what the Provider records
+image = "hex"                         # the attested image hash (gpu providers)
+fresh_key = false                     # a TEE worker: new node key each boot, UpdateNode on chain
+data_dir = ".cocoon/worker"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+
+from offchain.agentkit import AgentConfig, node_key, open_network, write_ready
+from offchain.errors import ConfigError
+from offchain.models import Batcher, Tokenizer, WordCounter, builtin_models, load_model
+from offchain.ton.network import NetworkProvider
+from offchain.worker._agent import ServedModel, Worker, WorkerConfig
+from scripts._common import parse_ton
+from wrappers.errors import ExitCode
+from wrappers.messages import RefuseRegistration
+from wrappers.opcodes import Op
+from wrappers.provider import PROVIDER_OP_FEE, PROVIDER_STORAGE_RESERVE, REGISTER_FEE, Provider, Role
+from wrappers.root import Root
+
+__all__ = ["ensure_registered", "run_worker"]
+
+log = logging.getLogger("cocoon.worker")
+
+
+async def ensure_registered(
+    net: NetworkProvider,
+    root: Root,
+    *,
+    key: SigningKey,
+    stake: int,
+    endpoint: str,
+    image_hash: int | None,
+    timeout: float = 60.0,
+) -> Provider:
+    """Make this wallet's gpu Provider registered, active and holding `key`.
+
+    Registers (with `stake`) when it is not registered, updates the node key (UpdateNode)
+    when it holds another. Raises ConfigError when it is registered but inactive (unstaking
+    or slashed): that is the owner's decision, not the agent's."""
+    wallet = net.sender()
+    addr = await root.get_provider_address(net.open(root), wallet.address, Role.GPU)
+    p = Provider.create_from_address(addr)
+    want = int.from_bytes(bytes(key.verify_key), "big")
+    if not await net.is_contract_deployed(addr) or not (await p.get_provider_data(net.open(p))).node_key:
+        log.info("registering gpu provider %s with %d nanoTON staked", addr.to_str(), stake)
+        sent = await root.send_register_provider(
+            net.open(root),
+            wallet,
+            value=stake + REGISTER_FEE + PROVIDER_STORAGE_RESERVE,
+            role=Role.GPU,
+            stake=stake,
+            node_key=want,
+            endpoint=endpoint,
+            image_hash=image_hash,
+        )
+        for tx in await sent.wait_delivered(timeout=timeout):
+            for m in tx.out_msgs:
+                if m.op == Op.REFUSE_REGISTRATION:
+                    reason = RefuseRegistration.from_cell(m.body).reason
+                    name = ExitCode(reason).name if reason in ExitCode._value2member_map_ else str(reason)
+                    raise ConfigError(f"Root refused the gpu registration: {name} (is the image hash allowlisted?)")
+        await net.wait_for_deploy(addr, timeout=timeout)
+    data = await _wait_registered(net, p, timeout)
+    if not data.active:
+        raise ConfigError(f"gpu Provider {addr.to_str()} is registered but not active (state {data.state.name})")
+    if data.node_key != want or data.endpoint != endpoint:
+        log.info("updating the node key and endpoint of %s", addr.to_str())
+        sent = await p.send_update_node(net.open(p), wallet, value=PROVIDER_OP_FEE, node_key=want, endpoint=endpoint)
+        await sent.wait_delivered(timeout=timeout)
+        data = await p.get_provider_data(net.open(p))
+        if data.node_key != want:
+            raise ConfigError(f"UpdateNode was not applied to {addr.to_str()}")
+    return p
+
+
+async def _wait_registered(net: NetworkProvider, p: Provider, timeout: float) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        data = await p.get_provider_data(net.open(p))
+        if data.node_key or asyncio.get_running_loop().time() > deadline:
+            return data
+        await asyncio.sleep(0.2)
+
+
+async def run_worker(cfg: AgentConfig, stop: asyncio.Event) -> None:
+    data = Path(cfg.get("data_dir", ".cocoon/worker"))
+    key = node_key(data / "node.key", fresh=str(cfg.get("fresh_key", "false")).lower() in ("1", "true", "yes"))
+    names = cfg.get("models", ["all-MiniLM-L6-v2"])
+    catalog = builtin_models()
+    unknown = [n for n in names if n not in catalog]
+    if unknown:
+        raise ConfigError(f"unknown model(s) {unknown}; this worker ships {sorted(catalog)}")
+    async with await open_network(cfg) as net:
+        if net.sender() is None:
+            raise ConfigError("the worker needs a wallet: set WALLET_MNEMONIC")
+        root = Root.create_from_address(cfg.need("root"))
+        allowed = [n for n in names if await root.get_is_model_allowed(net.open(root), catalog[n].hash_int)]
+        for n in set(names) - set(allowed):
+            log.error("model %s (%s) is not in Root's allowlist: not served", n, catalog[n].hash.hex())
+        if not allowed:
+            raise ConfigError("none of the configured models is in Root's model allowlist")
+        image = cfg.get("image")
+        provider = await ensure_registered(
+            net,
+            root,
+            key=key,
+            stake=parse_ton(cfg.get("stake", "10"), "stake"),
+            endpoint=str(cfg.get("endpoint", "worker://local")),
+            image_hash=int(image, 16) if image else None,
+        )
+        try:
+            await _serve(cfg, net, key, allowed, provider, stop)
+        except* _Done:  # noqa: SIM105 - the serving TaskGroup's way out
+            pass
+
+
+async def _serve(
+    cfg: AgentConfig, net: NetworkProvider, key: SigningKey, allowed: list[str], provider: Provider, stop: asyncio.Event
+) -> None:
+    catalog = builtin_models()
+    served: dict[str, ServedModel] = {}
+    threads = cfg.get("intra_op_threads")
+    async with asyncio.TaskGroup() as tg:
+        for n in allowed:
+            spec = catalog[n]
+            model = load_model(spec, intra_op_threads=int(threads) if threads else None)
+            log.info("model %s on %s", n, model.provider)
+            batcher = Batcher(model, max_batch=cfg.int("max_batch", 32), max_wait_ms=cfg.num("max_wait_ms", 2.0))
+            counter = (
+                Tokenizer(spec.tokenizer_path, max_tokens=spec.max_tokens)
+                if spec.tokenizer_path
+                else WordCounter(max_tokens=spec.max_tokens)
+            )
+            served[n] = ServedModel(spec, batcher, counter)
+            tg.create_task(batcher.run())
+        worker = Worker(
+            WorkerConfig(
+                router_url=cfg.need("router"),
+                coefficient=cfg.int("coefficient", 1000),
+                capacity=cfg.int("capacity", 64),
+            ),
+            key=key,
+            owner=wallet_raw(net),
+            models=served,
+        )
+        task = tg.create_task(worker.run())
+
+        async def announce() -> None:
+            await worker.connected.wait()
+            write_ready(
+                cfg.get("ready_file"),
+                {
+                    "provider": provider.address.to_str(is_user_friendly=False),
+                    "node_key": bytes(key.verify_key).hex(),
+                    "models": allowed,
+                },
+            )
+
+        tg.create_task(announce())
+        await stop.wait()
+        worker.stop()
+        await task
+        for m in served.values():
+            await m.batcher.close()
+        raise _Done
+
+
+def wallet_raw(net: NetworkProvider) -> str:
+    return net.sender().address.to_str(is_user_friendly=False)
+
+
+class _Done(Exception):
+    pass
