@@ -125,9 +125,9 @@ async def run_worker(cfg: AgentConfig, stop: asyncio.Event) -> None:
             endpoint=str(cfg.get("endpoint", "worker://local")),
             image_hash=int(image, 16) if image else None,
         )
-        try:
+        try:  # noqa: SIM105 - contextlib.suppress does not take exception groups
             await _serve(cfg, net, key, allowed, provider, stop)
-        except* _Done:  # noqa: SIM105 - the serving TaskGroup's way out
+        except* _Done:
             pass
 
 
