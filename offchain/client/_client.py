@@ -36,7 +36,7 @@ from nacl.signing import SigningKey, VerifyKey
 from pytoniq_core import Address
 from websockets.exceptions import ConnectionClosed
 
-from offchain.errors import ConfigError, PeerRejected, RequestFailed, StorageError
+from offchain.errors import ConfigError, PeerError, PeerRejected, RequestFailed, StorageError
 from offchain.mesh import Limits, Peer, connect, join
 from offchain.models import Tokenizer, WordCounter, builtin_models
 from offchain.protocol.units import compute_price
@@ -309,11 +309,22 @@ class CocoonClient:
 
     # ---- models and units ------------------------------------------------------------------------
     async def list_models(self) -> list[ModelInfo]:
-        await self.connect()
-        rid = next(self._ids)
-        answer: Models = await self._call(ListModels(id=rid), rid)
-        self._models = {m.name: m for m in answer.models}
-        return answer.models
+        """The models the router's connected workers serve now (reconnects once if needed).
+
+        Raises:
+            PeerError: the router cannot be reached.
+        """
+        for attempt in range(2):
+            try:
+                await self.connect()
+                rid = next(self._ids)
+                answer: Models = await self._call(ListModels(id=rid), rid)
+                self._models = {m.name: m for m in answer.models}
+                return answer.models
+            except (ConnectionClosed, OSError, TimeoutError) as err:
+                if attempt:
+                    raise PeerError(f"the router at {self.config.router_url} cannot be reached: {err}") from err
+        raise AssertionError("unreachable")
 
     def count_units(self, inputs: list[Any], model: str) -> int:
         counter = self._counters.get(model)
@@ -342,14 +353,14 @@ class CocoonClient:
         if not inputs:
             raise RequestFailed(ErrorCode.INVALID_INPUT, "no input")
         for attempt in range(2):
-            await self.connect()
-            if model not in self._models:
-                await self.list_models()
             try:
+                await self.connect()
+                if model not in self._models:
+                    await self.list_models()
                 return await self._embed_once(inputs, model)
-            except ConnectionClosed:
+            except (ConnectionClosed, OSError) as err:
                 if attempt:
-                    raise RequestFailed(ErrorCode.WORKER_FAILED, "the router connection dropped twice") from None
+                    raise PeerError(f"the router at {self.config.router_url} cannot be reached: {err}") from err
                 log.info("router connection dropped; reconnecting")
         raise AssertionError("unreachable")
 

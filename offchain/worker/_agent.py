@@ -89,8 +89,13 @@ class Worker:
                 delay = 0.2
             except RequestFailed as err:
                 log.warning("router refused this worker: %s", err)
-            except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError, CocoonError) as err:
+            except _LOST as err:
                 log.info("router connection lost: %s", err or type(err).__name__)
+            except ExceptionGroup as group:  # from the session's TaskGroup
+                _, rest = group.split(_LOST)
+                if rest is not None:
+                    raise rest from None
+                log.info("router connection lost: %s", group.exceptions[0])
             self.connected.clear()
             if self._stop.is_set():
                 break
@@ -200,3 +205,7 @@ class Worker:
 
 class _Stopped(Exception):
     pass
+
+
+_LOST = (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError, CocoonError)
+"""What ends a session without ending the worker: it reconnects."""

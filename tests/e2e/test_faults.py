@@ -1,0 +1,117 @@
+"""Faults across real processes: a worker killed mid-batch, a router killed and restarted
+between two requests, a client (gateway) killed and restarted. Money is read from the
+router's and the client's own SQLite books, as an operator would."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from offchain.devnet import Devnet, DevnetConfig
+
+from .conftest import logs
+
+MODEL = "all-MiniLM-L6-v2"
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Devnet]:
+    d = Devnet(tmp_path, DevnetConfig(workers=2, coefficients=[1000, 1000], redeem_interval=600.0,
+                                      redeem_threshold="1000"))
+    d.start()
+    yield d
+    d.close()
+
+
+def client(net: Devnet) -> openai.OpenAI:
+    return openai.OpenAI(base_url=net.gateway_url, api_key="x", timeout=60, max_retries=0)
+
+
+def embed(net: Devnet, texts: list[str]) -> int:
+    """One request through the gateway; returns the nanoTON it cost (the gateway's header)."""
+    raw = client(net).embeddings.with_raw_response.create(input=texts, model=MODEL)
+    raw.parse()
+    return int(raw.headers["x-cocoon-cost-nanoton"])
+
+
+def router_books(net: Devnet) -> tuple[int, int]:
+    """(charged compute, vouchers held) from the router's store, read-only."""
+    db = sqlite3.connect(f"file:{net.workdir / 'router' / 'router.db'}?mode=ro", uri=True)
+    try:
+        (charged,) = db.execute("SELECT coalesce(sum(charged_compute), 0) FROM accounts").fetchone()
+        (held,) = db.execute("SELECT count(*) FROM vouchers").fetchone()
+        return charged, held
+    finally:
+        db.close()
+
+
+def client_books(net: Devnet) -> tuple[int, int]:
+    """(newest voucher's compute total, charged) from the gateway's client store, read-only."""
+    db = sqlite3.connect(f"file:{net.workdir / 'gateway' / 'client.db'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT compute, charged_compute FROM channel").fetchone()
+    finally:
+        db.close()
+
+
+def wait_models(net: Devnet, timeout: float = 30.0) -> None:
+    """Until the router again lists the model (its workers reconnected)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if [m.id for m in client(net).models.list().data] == [MODEL]:
+                return
+        except openai.APIError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"the model did not come back within {timeout}s\n{logs(net)}")
+
+
+def test_worker_killed_mid_batch_is_retried_elsewhere_and_charged_once(net: Devnet) -> None:
+    texts = [f"sentence {i} for a batch that a worker will not finish" for i in range(24)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(embed, net, texts) for _ in range(16)]
+        deadline = time.monotonic() + 30
+        while router_books(net)[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the first charge: requests are flowing to both workers
+        net.sup.stop("worker0", sig=signal.SIGKILL)
+        costs = [f.result(timeout=120) for f in futures]
+    assert all(c > 0 for c in costs)
+    charged, _ = router_books(net)
+    assert charged == sum(costs), "every request is charged exactly once, failed attempts never"
+    voucher, client_charged = client_books(net)
+    assert client_charged == charged <= voucher
+
+
+def test_router_killed_between_requests_loses_no_voucher_and_charges_once(net: Devnet) -> None:
+    first = embed(net, ["before the router dies"])
+    charged, held = router_books(net)
+    assert charged == first and held >= 1
+    net.sup.stop("router", sig=signal.SIGKILL)
+    assert router_books(net) == (charged, held), "what was committed survives a kill -9"
+    net.start_router(port=net.router["port"])  # same port: workers and gateway dial it again
+    wait_models(net)
+    second = embed(net, ["after the router came back"])
+    charged2, _ = router_books(net)
+    assert charged2 == first + second
+    voucher, client_charged = client_books(net)
+    assert client_charged == charged2 <= voucher
+
+
+def test_client_restarted_mid_stream_never_signs_lower_and_goes_on(net: Devnet) -> None:
+    costs = [embed(net, [f"stream item {i}"]) for i in range(3)]
+    before, _ = client_books(net)
+    net.sup.stop("gateway", sig=signal.SIGKILL)
+    net.start_gateway()
+    costs += [embed(net, [f"stream item {i} after restart"]) for i in range(3)]
+    after, client_charged = client_books(net)
+    assert after >= before, "a restarted client never signs a lower total"
+    charged, _ = router_books(net)
+    assert charged == client_charged == sum(costs)
