@@ -91,6 +91,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Nam
     a.add_argument("-v", "--verbose", action="count", default=0)
     runners["agent"] = _cmd_agent
 
+    from offchain.devnet._command import add_devnet_command
+
+    runners["devnet"] = add_devnet_command(sub)  # type: ignore[assignment]
+
     g = sub.add_parser("gateway", help="OpenAI-compatible HTTP API paid through a channel (config: TOML + env)")
     g.add_argument("--config", help="TOML config file")
     g.add_argument("-v", "--verbose", action="count", default=0)
