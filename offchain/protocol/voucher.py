@@ -89,8 +89,17 @@ class VoucherBook:
 _VOUCHER_OP = int(Op.VOUCHER)
 
 
+_MAX_COINS = 2**120 - 1  # a `coins` field holds at most 15 bytes
+
+
 def _coins_bits(value: int) -> tuple[int, int]:
-    """(bits, length) of a `coins` field: 4-bit byte length, then the bytes."""
+    """(bits, length) of a `coins` field: 4-bit byte length, then the bytes.
+
+    Raises:
+        ValueError: `value` is outside 0..2**120 - 1 (no Voucher cell can hold it).
+    """
+    if not 0 <= value <= _MAX_COINS:
+        raise ValueError(f"{value} does not fit a coins field (0..2**120 - 1)")
     n = (value.bit_length() + 7) // 8
     return (n << (8 * n)) | value, 4 + 8 * n
 
@@ -102,6 +111,9 @@ def voucher_digest(channel: Address, compute: int, data: int) -> bytes:
     a router checks one voucher per request, and building a pytoniq cell per request would
     cost more than the signature check itself. A cell without references hashes as
     sha256(d1, d2, data padded with a 1 bit and zeros to a whole byte).
+
+    Raises:
+        ValueError: `compute` or `data` is outside 0..2**120 - 1 (the cell could not be built).
     """
     value, nbits = _VOUCHER_OP, 32
     # std address: tag 0b10, no anycast, int8 workchain, 256-bit hash

@@ -113,8 +113,10 @@ U64 = Annotated[int, Meta(ge=0, le=2**63 - 1)]  # msgspec bounds fit an int64
 Nano = Annotated[int, Meta(ge=0, le=2**63 - 1)]  # 9.2e9 TON: above the total supply
 Key32 = Annotated[bytes, Meta(min_length=32, max_length=32)]
 Sig64 = Annotated[bytes, Meta(min_length=64, max_length=64)]
-Addr = Annotated[str, Meta(pattern=r"^-?[0-9]{1,3}:[0-9a-f]{64}$")]  # raw form, lower-case hex
-Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+$")]
+# Patterns end in \Z, not $: msgspec matches with re.search, where $ also matches before a
+# trailing newline ("0:ab..\n" would pass).
+Addr = Annotated[str, Meta(pattern=r"^-?[0-9]{1,3}:[0-9a-f]{64}\Z")]  # raw form, lower-case hex
+Name = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:/-]+\Z")]
 Text = Annotated[str, Meta(max_length=MAX_INPUT_CHARS)]
 TokenIds = Annotated[list[Annotated[int, Meta(ge=0, lt=2**31)]], Meta(max_length=MAX_TOKEN_IDS)]
 Coefficient = Annotated[int, Meta(ge=1, le=1_000_000)]  # units.MAX_COEFFICIENT
@@ -347,13 +349,15 @@ def frame_id(data: bytes) -> int | None:
     except Exception:
         return None
     rid = obj.get("id") if isinstance(obj, dict) else None
-    return rid if isinstance(rid, int) and 0 <= rid < 2**63 else None
+    return rid if type(rid) is int and 0 <= rid < 2**63 else None  # not a bool
 
 
 def hello_digest(challenge: Challenge, *, role: str, owner: str, node_key: bytes) -> bytes:
-    """What a peer signs: the router's challenge bound to its claimed identity and role."""
+    """What a peer signs: the router's challenge (all of it, version included) bound to its
+    claimed identity and role."""
     h = hashlib.sha256(b"cocoon/hello/v1\x00")
     for part in (
+        str(challenge.version).encode(),
         challenge.nonce,
         challenge.router.encode(),
         challenge.router_key,

@@ -77,9 +77,20 @@ class Account:
         request is forwarded).
 
         Raises:
-            RequestFailed: VOUCHER_STALE, VOUCHER_BAD_SIGNATURE, VOUCHER_OVER_DEPOSIT or
-                VOUCHER_UNDERPAID; nothing changed.
+            RequestFailed: VOUCHER_STALE, VOUCHER_BAD_SIGNATURE (also for a voucher that
+                names another channel), VOUCHER_OVER_DEPOSIT or VOUCHER_UNDERPAID; nothing
+                changed.
+            ValueError: a negative (`compute`, `data`); nothing changed.
         """
+        if compute < 0 or data < 0:
+            raise ValueError(f"a request's maximum ({compute}, {data}) is non-negative")
+        if voucher.channel != self.channel:
+            # its signature may well check (the digest names its own channel), but it is not
+            # redeemable on this one
+            raise RequestFailed(
+                ErrorCode.VOUCHER_BAD_SIGNATURE,
+                f"voucher names channel {voucher.channel.to_str(is_user_friendly=False)}, not {self.address}",
+            )
         latest = self.latest
         same = latest is not None and (voucher.compute, voucher.data, voucher.signature) == (
             latest.compute,
@@ -116,20 +127,35 @@ class Account:
         if not same:
             self.latest = voucher
             self.pending.append(voucher)
+            self.advance()  # earned already only when it adds nothing (a first (0, 0) voucher)
         self.reserved_compute += compute
         self.reserved_data += data
         return Reservation(self.address, compute, data), not same
 
     def release(self, r: Reservation) -> None:
-        """A request failed: its reservation goes, nothing is charged."""
+        """A request failed: its reservation goes, nothing is charged.
+
+        Raises:
+            ValueError: `r` is more than is reserved (released or settled already); nothing
+                changed.
+        """
+        if r.compute > self.reserved_compute or r.data > self.reserved_data:
+            raise ValueError(
+                f"reservation ({r.compute}, {r.data}) exceeds what is reserved "
+                f"({self.reserved_compute}, {self.reserved_data}): released twice?"
+            )
         self.reserved_compute -= r.compute
         self.reserved_data -= r.data
 
     def settle(self, r: Reservation, *, compute: int, data: int = 0) -> bool:
         """A request was served at (`compute`, `data`) (at most its reservation).
 
-        Returns whether `redeemable` moved (a newer voucher is now earned)."""
-        if compute > r.compute or data > r.data:
+        Returns whether `redeemable` moved (a newer voucher is now earned).
+
+        Raises:
+            ValueError: a negative charge, or one over the reservation; nothing changed.
+        """
+        if not (0 <= compute <= r.compute and 0 <= data <= r.data):
             raise ValueError(f"charge ({compute}, {data}) exceeds the reservation ({r.compute}, {r.data})")
         self.release(r)
         self.charged_compute += compute

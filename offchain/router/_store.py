@@ -83,6 +83,7 @@ class RouterStore:
         self._staged: list[Op] = []
         self._next: asyncio.Future[None] | None = None
         self._running = False
+        self._drainer: asyncio.Task[None] | None = None
         self.commits = 0
 
     # ---- writes --------------------------------------------------------------------------
@@ -94,6 +95,8 @@ class RouterStore:
         Raises:
             StorageError: the commit failed (nothing of it was written).
         """
+        if not ops:
+            return  # nothing to commit (a drain would find nothing staged and never answer)
         loop = asyncio.get_running_loop()
         self._staged.extend(ops)
         if self._next is None:
@@ -101,7 +104,7 @@ class RouterStore:
         fut = self._next
         if not self._running:
             self._running = True
-            loop.create_task(self._drain())  # noqa: RUF006 - `fut` is what callers await; _drain sets it
+            self._drainer = loop.create_task(self._drain())  # held: the loop keeps only weak refs
         await asyncio.shield(fut)
 
     async def _drain(self) -> None:
@@ -113,7 +116,9 @@ class RouterStore:
                     await asyncio.to_thread(self._commit, ops)
                 except Exception as err:
                     if fut is not None and not fut.done():
-                        fut.set_exception(StorageError(f"router store commit failed: {err}"))
+                        exc = StorageError(f"router store commit failed: {err}")
+                        exc.__cause__ = err
+                        fut.set_exception(exc)
                     continue
                 if fut is not None and not fut.done():
                     fut.set_result(None)
@@ -126,10 +131,11 @@ class RouterStore:
             try:
                 for sql, params in ops:
                     self.db.execute(sql, params)
+                self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:  # a failed COMMIT may leave it open: the next BEGIN would fail
+                    self.db.execute("ROLLBACK")
                 raise
-            self.db.execute("COMMIT")
             self.commits += 1
 
     # ---- the statements (built here, written by the router in one `write`) -----------------

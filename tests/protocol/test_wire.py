@@ -1,0 +1,266 @@
+"""The mesh's wire format: every frame round-trips, every out-of-bounds field is refused,
+`frame_id` names the request of a bad frame, and `hello_digest` binds all it signs."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from offchain.errors import InvalidMessage
+from offchain.protocol import wire
+from offchain.protocol.wire import (
+    AccountState,
+    Challenge,
+    CloseApproved,
+    Embed,
+    Embedded,
+    Error,
+    ErrorCode,
+    Hello,
+    ListModels,
+    Load,
+    ModelInfo,
+    ModelOffer,
+    Models,
+    Offer,
+    Receipt,
+    RequestClose,
+    VoucherFrame,
+    Welcome,
+    Work,
+    WorkDone,
+)
+
+ADDR = "0:" + "ab" * 32
+MASTER = "-1:" + "cd" * 32
+K = bytes(range(32))
+SIG = bytes(range(64))
+
+
+def voucher() -> VoucherFrame:
+    return VoucherFrame(compute=10, data=2, signature=SIG)
+
+
+def receipt() -> Receipt:
+    return Receipt(request=7, model_hash=K, units=12, result_hash=K, signature=SIG)
+
+
+def account() -> AccountState:
+    return AccountState(
+        channel=ADDR,
+        deposit=10**9,
+        charged_compute=5,
+        charged_data=1,
+        voucher_compute=10,
+        voucher_data=2,
+        voucher_signature=SIG,
+    )
+
+
+def embed(**kw: object) -> Embed:
+    fields: dict[str, object] = {
+        "id": 1,
+        "model": "bge-small",
+        "units": 4,
+        "max_coefficient": 1000,
+        "voucher": voucher(),
+        "texts": ["hi"],
+    }
+    fields.update(kw)
+    return Embed(**fields)  # type: ignore[arg-type]
+
+
+FRAMES = [
+    Challenge(version=1, nonce=K, router=ADDR, router_key=K, root=MASTER),
+    Hello(version=1, role="worker", owner=ADDR, node_key=K, signature=SIG, agent="cocoon-worker/1"),
+    Welcome(session="s1", compute_unit_price=100, data_unit_price=3),
+    Welcome(session="s2", compute_unit_price=100, data_unit_price=3, account=account()),
+    Offer(models=[ModelOffer(name="bge-small", hash=K, dim=384, max_tokens=512)], coefficient=1500, capacity=8),
+    Load(queued=3),
+    ListModels(id=9),
+    Models(id=9, models=[ModelInfo(name="bge-small", hash=K, dim=384, max_tokens=512, workers=2, min_coefficient=900)]),
+    embed(),
+    embed(texts=[], tokens=[[1, 2, 3], [2**31 - 1]]),
+    Work(id=2**63 - 1, model="bge-small", units=4, texts=["a", "b"]),
+    WorkDone(id=3, dim=2, vectors=b"\x00" * 16, receipt=receipt()),
+    Embedded(
+        id=1,
+        model="bge-small",
+        dim=2,
+        vectors=b"\x01" * 8,
+        units=12,
+        cost=1200,
+        coefficient=1000,
+        worker=ADDR,
+        worker_key=K,
+        receipt=receipt(),
+        account=account(),
+    ),
+    RequestClose(id=4),
+    CloseApproved(id=4, compute=5, data=1, signature=SIG),
+    Error(id=None, code=int(ErrorCode.BAD_FRAME), message="bad"),
+    Error(id=5, code=int(ErrorCode.NO_WORKER)),
+]
+
+
+@pytest.mark.parametrize("frame", FRAMES, ids=lambda f: type(f).__name__)
+def test_roundtrip_every_frame_is_equal(frame: wire.Frame) -> None:
+    assert wire.decode(wire.encode(frame)) == frame
+
+
+def test_roundtrip_covers_every_frame_type() -> None:
+    assert {type(f) for f in FRAMES} == set(wire.Frame.__args__)  # type: ignore[attr-defined]
+
+
+def _raw(frame: wire.Frame, **overrides: object) -> bytes:
+    """`frame` as msgpack with some fields replaced, bypassing the Struct's own checks."""
+    obj = msgspec.to_builtins(frame, builtin_types=(bytes,))
+    obj.update(overrides)
+    return msgspec.msgpack.encode(obj)
+
+
+HELLO = FRAMES[1]
+CHALLENGE = FRAMES[0]
+
+
+@pytest.mark.parametrize(
+    ("frame", "overrides"),
+    [
+        pytest.param(HELLO, {"node_key": b"\x00" * 31}, id="key-short"),
+        pytest.param(HELLO, {"node_key": b"\x00" * 33}, id="key-long"),
+        pytest.param(HELLO, {"signature": b"\x00" * 63}, id="signature-short"),
+        pytest.param(HELLO, {"role": "admin"}, id="unknown-role"),
+        pytest.param(HELLO, {"agent": "x" * 101}, id="agent-too-long"),
+        pytest.param(HELLO, {"owner": "0:" + "AB" * 32}, id="address-upper-hex"),
+        pytest.param(HELLO, {"owner": "0:" + "ab" * 31}, id="address-short"),
+        pytest.param(HELLO, {"owner": "EQ" + "A" * 46}, id="address-user-friendly"),
+        pytest.param(HELLO, {"owner": ADDR + "\n"}, id="address-trailing-newline"),
+        pytest.param(CHALLENGE, {"root": "1234:" + "ab" * 32}, id="address-workchain-too-long"),
+        pytest.param(CHALLENGE, {"nonce": b""}, id="nonce-empty"),
+        pytest.param(CHALLENGE, {"version": "1"}, id="version-not-int"),
+        pytest.param(FRAMES[2], {"compute_unit_price": -1}, id="negative-price"),
+        pytest.param(FRAMES[2], {"data_unit_price": 2**63}, id="price-over-int64"),
+        pytest.param(FRAMES[5], {"queued": -1}, id="negative-queue"),
+        pytest.param(FRAMES[6], {"id": -1}, id="negative-id"),
+        pytest.param(FRAMES[14], {"compute": -5}, id="negative-amount"),
+        pytest.param(embed(), {"voucher": {"compute": -1, "data": 0, "signature": SIG}}, id="negative-voucher"),
+        pytest.param(embed(), {"max_coefficient": 0}, id="coefficient-zero"),
+        pytest.param(embed(), {"max_coefficient": 1_000_001}, id="coefficient-over-max"),
+        pytest.param(embed(), {"model": ""}, id="model-empty"),
+        pytest.param(embed(), {"model": "bge small"}, id="model-space"),
+        pytest.param(embed(), {"model": "bge\n"}, id="model-trailing-newline"),
+        pytest.param(embed(), {"model": "m" * 65}, id="model-too-long"),
+        pytest.param(embed(), {"texts": ["x" * (wire.MAX_INPUT_CHARS + 1)]}, id="text-too-long"),
+        pytest.param(embed(), {"texts": ["x"] * (wire.MAX_INPUTS + 1)}, id="too-many-texts"),
+        pytest.param(embed(texts=[]), {"tokens": [[0]] * (wire.MAX_INPUTS + 1)}, id="too-many-token-inputs"),
+        pytest.param(embed(texts=[]), {"tokens": [[0] * (wire.MAX_TOKEN_IDS + 1)]}, id="too-many-token-ids"),
+        pytest.param(embed(texts=[]), {"tokens": [[2**31]]}, id="token-id-too-big"),
+        pytest.param(embed(texts=[]), {"tokens": [[-1]]}, id="token-id-negative"),
+        pytest.param(FRAMES[15], {"message": "m" * 1001}, id="error-message-too-long"),
+        pytest.param(FRAMES[4], {"capacity": 0}, id="capacity-zero"),
+    ],
+)
+def test_decode_out_of_bounds_field_is_refused(frame: wire.Frame, overrides: dict[str, object]) -> None:
+    with pytest.raises(InvalidMessage):
+        wire.decode(_raw(frame, **overrides))
+
+
+def test_decode_missing_field_is_refused() -> None:
+    obj = msgspec.to_builtins(FRAMES[4], builtin_types=(bytes,))
+    del obj["coefficient"]
+    with pytest.raises(InvalidMessage):
+        wire.decode(msgspec.msgpack.encode(obj))
+
+
+def test_decode_at_the_bounds_is_accepted() -> None:
+    frame = embed(texts=["x" * wire.MAX_INPUT_CHARS] * 2, max_coefficient=1_000_000, units=2**63 - 1)
+    assert wire.decode(wire.encode(frame)) == frame
+    many = embed(texts=[""] * wire.MAX_INPUTS)
+    assert wire.decode(wire.encode(many)) == many
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"\xc1", id="reserved-byte"),
+        pytest.param(b"\x92\x01", id="truncated-array"),
+        pytest.param(b"not msgpack at all", id="text"),
+        pytest.param(msgspec.msgpack.encode([1, 2, 3]), id="array-not-map"),
+        pytest.param(msgspec.msgpack.encode({"id": 1}), id="no-tag"),
+        pytest.param(msgspec.msgpack.encode({"t": "Explode", "id": 1}), id="unknown-tag"),
+        pytest.param(msgspec.msgpack.encode({"t": "AccountState"}), id="struct-not-a-frame"),
+    ],
+)
+def test_decode_garbage_is_refused(data: bytes) -> None:
+    with pytest.raises(InvalidMessage):
+        wire.decode(data)
+
+
+def test_frame_id_recovers_id_of_undecodable_embed() -> None:
+    data = _raw(embed(id=4242), texts=["x" * (wire.MAX_INPUT_CHARS + 1)])
+    with pytest.raises(InvalidMessage):
+        wire.decode(data)
+    assert wire.frame_id(data) == 4242
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"\xc1", id="not-msgpack"),
+        pytest.param(msgspec.msgpack.encode([1]), id="not-a-map"),
+        pytest.param(msgspec.msgpack.encode({"t": "Embed"}), id="no-id"),
+        pytest.param(msgspec.msgpack.encode({"t": "Embed", "id": -1}), id="negative"),
+        pytest.param(msgspec.msgpack.encode({"t": "Embed", "id": 2**63}), id="over-int64"),
+        pytest.param(msgspec.msgpack.encode({"t": "Embed", "id": "7"}), id="string"),
+        pytest.param(msgspec.msgpack.encode({"t": "Embed", "id": True}), id="bool"),
+    ],
+)
+def test_frame_id_unreadable_is_none(data: bytes) -> None:
+    assert wire.frame_id(data) is None
+
+
+def _digest(challenge: Challenge, **kw: object) -> bytes:
+    args: dict[str, object] = {"role": "worker", "owner": ADDR, "node_key": K}
+    args.update(kw)
+    return wire.hello_digest(challenge, **args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("challenge_change", "identity_change"),
+    [
+        pytest.param({"version": 2}, {}, id="version"),
+        pytest.param({"nonce": b"\x01" * 32}, {}, id="nonce"),
+        pytest.param({"router": "0:" + "ee" * 32}, {}, id="router"),
+        pytest.param({"router_key": b"\x02" * 32}, {}, id="router-key"),
+        pytest.param({"root": ADDR}, {}, id="root"),
+        pytest.param({}, {"role": "client"}, id="role"),
+        pytest.param({}, {"owner": MASTER}, id="owner"),
+        pytest.param({}, {"node_key": b"\x03" * 32}, id="node-key"),
+    ],
+)
+def test_hello_digest_changing_any_field_changes_it(
+    challenge_change: dict[str, object], identity_change: dict[str, object]
+) -> None:
+    base = _digest(CHALLENGE)
+    changed = msgspec.structs.replace(CHALLENGE, **challenge_change)
+    assert _digest(changed, **identity_change) != base
+
+
+def test_hello_digest_is_deterministic_and_unambiguous() -> None:
+    assert _digest(CHALLENGE) == _digest(msgspec.structs.replace(CHALLENGE))
+    assert len(_digest(CHALLENGE)) == 32
+    # length prefixes: moving a byte from one field to the next is a different digest
+    a = Challenge(version=1, nonce=K, router=ADDR, router_key=K, root=MASTER)
+    assert _digest(a, role="worker", owner=ADDR) != _digest(a, role="worke", owner="r" + ADDR)
+
+
+def test_error_code_values_are_unique() -> None:
+    values = [c.value for c in ErrorCode]
+    assert len(values) == len(set(values))
+
+
+@pytest.mark.parametrize("frame", FRAMES, ids=lambda f: type(f).__name__)
+def test_decode_raw_without_overrides_is_accepted(frame: wire.Frame) -> None:
+    """The refusals above are the overridden field's doing, not `_raw`'s."""
+    assert wire.decode(_raw(frame)) == frame
