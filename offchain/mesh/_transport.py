@@ -95,8 +95,10 @@ class Peer:
         """The next valid frame; bad ones are answered and skipped (see the module doc).
 
         Raises:
-            ConnectionClosed: the peer went away, was idle past the limit, or sent too many
-                bad frames (it is then closed with 1008).
+            ConnectionClosed: the peer went away, or sent too many bad frames (it is then
+                closed with 1008).
+            TimeoutError: nothing arrived within `timeout` (default: the idle limit, after
+                which the connection is closed).
         """
         wait = self.limits.idle_timeout if timeout is None else timeout
         while True:
@@ -107,10 +109,14 @@ class Peer:
                 raise
             if isinstance(data, str):
                 data = data.encode()
-                reason, code = "text frames are not part of the protocol", ErrorCode.BAD_FRAME
-            elif len(data) > self.limits.max_frame_bytes:
+                is_text = True
+            else:
+                is_text = False
+            if len(data) > self.limits.max_frame_bytes:
                 code = ErrorCode.FRAME_TOO_LARGE
                 reason = f"frame of {len(data)} bytes over {self.limits.max_frame_bytes}"
+            elif is_text:
+                reason, code = "text frames are not part of the protocol", ErrorCode.BAD_FRAME
             else:
                 try:
                     return wire.decode(data)

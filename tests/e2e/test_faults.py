@@ -115,3 +115,27 @@ def test_client_restarted_mid_stream_never_signs_lower_and_goes_on(net: Devnet) 
     assert after >= before, "a restarted client never signs a lower total"
     charged, _ = router_books(net)
     assert charged == client_charged == sum(costs)
+
+
+def wait_log(net: Devnet, name: str, text: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in net.sup.procs[name].output(400):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{name} never logged {text!r} within {timeout}s\n{logs(net)}")
+
+
+def test_unstaked_worker_is_dropped_and_the_other_serves(net: Devnet) -> None:
+    import asyncio
+
+    from offchain.devnet import wallet_env
+    from scripts._runner import run_script_async
+
+    provider = net.workers[0].info["provider"]
+    asyncio.run(run_script_async("provider", ["--network", "localnet", "--url", net.api_url, "unstake",
+                                              "--root", net.root, "--role", "gpu"], env=wallet_env(2)))
+    wait_log(net, "router", f"dropping worker {provider}")  # within one watcher poll
+    wait_log(net, "worker0", "PROVIDER_INACTIVE")  # it reconnects and is refused
+    costs = [embed(net, ["served by the worker that still stakes"]) for _ in range(3)]
+    assert all(c > 0 for c in costs)
