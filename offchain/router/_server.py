@@ -70,7 +70,7 @@ def raw(a: Address | str) -> str:
 
 @dataclass
 class RouterConfig:
-    """What a router needs besides its dependencies (see `offchain.router.config` for TOML)."""
+    """What a router needs besides its dependencies (`offchain.router._main` reads them from TOML)."""
 
     root: str
     node_key: SigningKey = field(repr=False)
