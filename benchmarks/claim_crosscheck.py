@@ -287,6 +287,8 @@ def main() -> int:
         },
         "differences": diffs,
         "notes": notes,
+        # 1.0 each: this sandbox must charge exactly what @ton/sandbox charges
+        "ratios": {"gas_vs_ton_sandbox": sum_py[0] / sum_js[0], "fees_vs_ton_sandbox": sum_py[1] / sum_js[1]},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

@@ -117,7 +117,8 @@ def main() -> int:
         per_level = (b["claim_gas"] - a["claim_gas"]) / (b["depth"] - a["depth"])
         print(f"gas per extra tree level: {per_level:,.0f} (the claim grows with log4(N) only)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"runs": rows}, indent=2) + "\n")
+    ratios = {"claim_gas_largest_vs_smallest_tree": rows[-1]["claim_gas"] / rows[0]["claim_gas"]} if rows else {}
+    Path(args.out).write_text(json.dumps({"ratios": ratios, "runs": rows}, indent=2) + "\n")
     return 0
 
 

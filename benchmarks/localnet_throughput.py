@@ -180,6 +180,7 @@ def main() -> int:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "runs": result_runs,
         "best_ratio_to_sandbox": best["ratio_to_sandbox"],
+        "ratios": {name: run["ratio_to_sandbox"] for name, run in result_runs.items() if name != "sandbox in process"},
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

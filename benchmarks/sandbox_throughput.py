@@ -165,6 +165,8 @@ def main() -> int:
         "ratio_gets_first_pass": py_get1 / js_get1,
         "transactions_compared": compared,
         "differences": diffs,
+        "ratios": {"messages": py_msg / js_msg, "gets": py_get / js_get,
+                   "messages_first_pass": py_msg1 / js_msg1, "gets_first_pass": py_get1 / js_get1},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

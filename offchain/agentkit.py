@@ -150,7 +150,7 @@ def run_agent(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError):
+            with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' event loop
                 loop.add_signal_handler(sig, stop.set)
         await main(stop)
 

@@ -55,6 +55,7 @@ from offchain.protocol.wire import (
     VoucherFrame,
     Welcome,
     receipt_digest,
+    wire_address,
 )
 from offchain.ton.network import ChainContractProvider, ChainProvider
 from wrappers.channel import CHANNEL_DEPOSIT_FEE, Channel, ChannelConfig, ChannelState
@@ -63,10 +64,6 @@ from wrappers.root import Root
 __all__ = ["ClientConfig", "CocoonClient", "EmbeddingResult"]
 
 log = logging.getLogger("cocoon.client")
-
-
-def _raw(a: Address | str) -> str:
-    return (a if isinstance(a, Address) else Address(a)).to_str(is_user_friendly=False)
 
 
 @dataclass
@@ -145,7 +142,7 @@ class CocoonClient:
         self.chain = chain
         self.wallet = wallet
         self.key = channel_key
-        self.client = _raw(wallet.address)
+        self.client = wire_address(wallet.address)
         self._state = _State(store)
         self._channel: Channel | None = None
         self.latest: SignedVoucher | None = None
@@ -193,14 +190,14 @@ class CocoonClient:
         if state.status == "active":
             data = await ch.get_channel_data(cp)
             if data.state == ChannelState.OPEN:
-                return _raw(ch.address)
+                return wire_address(ch.address)
             if data.state == ChannelState.CLOSED or data.state == ChannelState.CLOSING:
                 raise ConfigError(f"channel {ch.address.to_str()} is closed or closing; a new channel needs a new key")
         else:
             sent = await ch.send_deposit(cp, self.wallet, value=deposit + CHANNEL_DEPOSIT_FEE)
             await sent.wait_delivered(timeout=timeout)
         await self._wait_open(ch, cp, timeout)
-        return _raw(ch.address)
+        return wire_address(ch.address)
 
     async def _wait_open(self, ch: Channel, cp: ChainContractProvider, timeout: float) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -227,7 +224,7 @@ class CocoonClient:
             if self._peer is not None:
                 return
             ch = await self.channel()
-            address = _raw(ch.address)
+            address = wire_address(ch.address)
             self.latest, self.charged_compute, self.charged_data = self._state.load(address)
             peer = await connect(self.config.router_url, self.config.limits)
             try:
@@ -383,7 +380,8 @@ class CocoonClient:
                         f"{self.deposit}: top up",
                     )
                 v = sign_voucher(self.key, (await self.channel()).address, compute=need, data=data)
-                self._state.save(_raw(v.channel), v, self.charged_compute, self.charged_data)  # before it leaves
+                # on disk before it leaves
+                self._state.save(wire_address(v.channel), v, self.charged_compute, self.charged_data)
                 self.latest = v
             self.reserved += price
         rid = next(self._ids)
@@ -404,7 +402,7 @@ class CocoonClient:
             self.reserved -= price
         self._check_receipt(answer, units)
         self._adopt(answer.account)
-        self._state.save(_raw(v.channel), self.latest, self.charged_compute, self.charged_data)
+        self._state.save(wire_address(v.channel), self.latest, self.charged_compute, self.charged_data)
         vectors = np.frombuffer(answer.vectors, dtype="<f4").reshape(-1, answer.dim)
         return EmbeddingResult(
             vectors=vectors, units=answer.units, cost=answer.cost, model=answer.model, worker=answer.worker

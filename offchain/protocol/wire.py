@@ -28,6 +28,7 @@ from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
+from pytoniq_core import Address
 
 from offchain.errors import InvalidMessage
 
@@ -64,6 +65,7 @@ __all__ = [
     "frame_id",
     "hello_digest",
     "receipt_digest",
+    "wire_address",
 ]
 
 PROTOCOL_VERSION = 1
@@ -350,6 +352,11 @@ def frame_id(data: bytes) -> int | None:
         return None
     rid = obj.get("id") if isinstance(obj, dict) else None
     return rid if type(rid) is int and 0 <= rid < 2**63 else None  # not a bool
+
+
+def wire_address(a: Address | str) -> str:
+    """An address in the form frames carry it (`Addr`: raw, lower-case hex)."""
+    return (a if isinstance(a, Address) else Address(a)).to_str(is_user_friendly=False)
 
 
 def hello_digest(challenge: Challenge, *, role: str, owner: str, node_key: bytes) -> bytes:

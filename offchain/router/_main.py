@@ -20,7 +20,8 @@ from pathlib import Path
 from offchain.agentkit import AgentConfig, node_key, open_network, write_ready
 from offchain.directory import Directory
 from offchain.errors import ConfigError
-from offchain.router._server import Router, RouterConfig, raw
+from offchain.protocol.wire import wire_address
+from offchain.router._server import Router, RouterConfig
 from offchain.router._store import RouterStore
 from scripts._common import parse_ton
 
@@ -37,7 +38,7 @@ async def run_router(cfg: AgentConfig, stop: asyncio.Event) -> None:
         wallet = net.sender()
         if wallet is None:
             raise ConfigError("the router needs a wallet: set WALLET_MNEMONIC")
-        root = raw(cfg.need("root"))
+        root = wire_address(cfg.need("root"))
         directory = Directory(
             net.chain, root, db_path=data / "directory.db", poll_interval=cfg.num("poll_interval", 1.0)
         )

@@ -54,6 +54,7 @@ from offchain.protocol.wire import (
     Welcome,
     Work,
     WorkDone,
+    wire_address,
 )
 from offchain.router._core import Account, Reservation, WorkerState, choose_worker
 from offchain.router._store import RouterStore
@@ -62,10 +63,6 @@ from wrappers.provider import Role
 __all__ = ["Router", "RouterConfig"]
 
 log = logging.getLogger("cocoon.router")
-
-
-def raw(a: Address | str) -> str:
-    return (a if isinstance(a, Address) else Address(a)).to_str(is_user_friendly=False)
 
 
 @dataclass
@@ -111,7 +108,7 @@ class Router:
         self.store = store
         self.wallet = wallet  # a Sender (WalletSender): redeems go out from it
         self.clock = clock
-        self.address = raw(wallet.address)
+        self.address = wire_address(wallet.address)
         self.node_key = config.node_key
         self.router_key = bytes(config.node_key.verify_key)
         self.workers: dict[str, WorkerState] = {}
