@@ -33,9 +33,10 @@ def _run(args: argparse.Namespace) -> int:
         t.add_column("where")
         t.add_row("localnet (Toncenter v2 API)", net.api_url)
         t.add_row("Root", net.root)
-        t.add_row("router", f"{net.router['url']}  wallet {net.router['address']}")
+        t.add_row("router", f"{net.router['url']}  wallet {net.router['address']}  ops {net.router.get('ops_url')}")
         for p in net.workers:
-            t.add_row(p.name, f"Provider {p.info.get('provider')}  models {', '.join(p.info.get('models', []))}")
+            models = ", ".join(p.info.get("models", []))
+            t.add_row(p.name, f"Provider {p.info.get('provider')}  models {models}  ops {p.info.get('ops_url')}")
         t.add_row("gateway (OpenAI API)", net.gateway_url)
         Console().print(t)
         key = args.api_key or "any"

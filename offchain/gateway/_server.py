@@ -1,71 +1,26 @@
-"""Serving the gateway with uvicorn, inside the caller's event loop.
-
-uvicorn's `Server.serve` assumes it owns the process: it installs signal handlers and, when
-it cannot bind, calls `sys.exit`. Here the socket is bound first (a bind failure is a
-`ConfigError`, and port 0 is resolved before anyone is told), and signals are left to the
-host (the CLI or a test), which stops the gateway by cancelling `serve_gateway`.
-"""
+"""Serving the gateway with uvicorn, inside the caller's event loop (`offchain.ops.serve_asgi`,
+which the agents' ops servers use too: no signal handlers, the socket bound first, port 0
+resolved before anyone is told)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 
-import uvicorn
 from starlette.types import ASGIApp
 
-from offchain.errors import ConfigError
+from offchain.ops import listen, serve_asgi
 
 __all__ = ["serve_gateway"]
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server without signal handling, reporting its port once it accepts."""
-
-    def __init__(self, config: uvicorn.Config, *, port: int, ready: Callable[[int], None] | None) -> None:
-        super().__init__(config)
-        self._port = port
-        self._ready = ready
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.started and self._ready is not None:
-            self._ready(self._port)
-
-
 def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket for `host:port` (its first address).
-
-    The socket is created with an explicit `IPPROTO_TCP`, as `loop.create_server` would: asyncio
-    sets TCP_NODELAY on accepted connections only when their `proto` says TCP, and without it
-    every response uvicorn writes in two parts waits ~40 ms for a delayed ACK.
+    """A listening TCP socket for the gateway (`offchain.ops.listen`).
 
     Raises:
         ConfigError: the host does not resolve, or the address cannot be bound.
     """
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP,
-                                   flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = infos[0]
-        sock = socket.socket(family, kind, proto)
-    except OSError as err:
-        raise ConfigError(f"gateway cannot listen on {host}:{port}: {err}") from err
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(address)
-        sock.listen(2048)
-    except OSError as err:
-        sock.close()
-        raise ConfigError(f"gateway cannot listen on {host}:{port}: {err}") from err
-    return sock
+    return listen(host, port, what="gateway")
 
 
 async def serve_gateway(app: ASGIApp, *, host: str, port: int, ready: Callable[[int], None] | None = None,
@@ -88,17 +43,4 @@ async def serve_gateway(app: ASGIApp, *, host: str, port: int, ready: Callable[[
     `CancelledError`. A second cancellation during that shutdown stops it at once. Call it
     once per app and port; several may run concurrently on different ports.
     """
-    sock = _listen(host, port)
-    try:
-        config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=shutdown_timeout)
-        server = _Server(config, port=sock.getsockname()[1], ready=ready)
-        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-        try:
-            await asyncio.shield(serving)
-        except asyncio.CancelledError:
-            server.should_exit = True
-            await serving  # a second cancellation lands here and cancels the server itself
-            raise
-    finally:
-        sock.close()
+    await serve_asgi(app, host=host, port=port, ready=ready, shutdown_timeout=shutdown_timeout, what="gateway")

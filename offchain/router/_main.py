@@ -6,7 +6,12 @@
     data_dir = ".cocoon/router"           # router.db, directory.db, node.key
     redeem_threshold = "0.1"              # TON earned and unredeemed that triggers a redeem
     redeem_interval = 60                  # seconds; timer redeem of anything earned
-    ready_file = "..."                    # JSON {url, address, router_key, port} once listening
+    poll_interval = 1.0                   # seconds between directory (chain) polls
+    ops_host = "127.0.0.1"  ops_port = 0  # /healthz + /metrics; 0: a free port, -1: off
+    ready_file = "..."                    # JSON {url, address, router_key, port, ops_url} once listening
+
+`/healthz` is 503 while the directory has not completed a poll round for 3 poll intervals
+(at least 5 s); `/metrics` is listed in `offchain/router/_ops.py`.
 
 The router's wallet (which redeems, and which clients open channels to) is `WALLET_MNEMONIC`.
 """
@@ -17,10 +22,14 @@ import asyncio
 import logging
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, ProcessCollector
+
 from offchain.agentkit import AgentConfig, node_key, open_network, write_ready
 from offchain.directory import Directory
 from offchain.errors import ConfigError
+from offchain.ops import running_ops
 from offchain.protocol.wire import wire_address
+from offchain.router._ops import RouterCollector, router_health
 from offchain.router._server import Router, RouterConfig
 from offchain.router._store import RouterStore
 from scripts._common import parse_ton
@@ -39,9 +48,8 @@ async def run_router(cfg: AgentConfig, stop: asyncio.Event) -> None:
         if wallet is None:
             raise ConfigError("the router needs a wallet: set WALLET_MNEMONIC")
         root = wire_address(cfg.need("root"))
-        directory = Directory(
-            net.chain, root, db_path=data / "directory.db", poll_interval=cfg.num("poll_interval", 1.0)
-        )
+        poll_interval = cfg.num("poll_interval", 1.0)
+        directory = Directory(net.chain, root, db_path=data / "directory.db", poll_interval=poll_interval)
         store = RouterStore(data / "router.db")
         config = RouterConfig(
             root=root,
@@ -53,20 +61,32 @@ async def run_router(cfg: AgentConfig, stop: asyncio.Event) -> None:
             request_timeout=cfg.num("request_timeout", 30.0),
             epoch_seconds=cfg.int("epoch_seconds", 3600),
         )
+        collector: RouterCollector | None = None
         try:
             async with directory, Router(config, directory=directory, store=store, wallet=wallet) as router:
-                info = {
-                    "url": router.url,
-                    "port": router.port,
-                    "address": router.address,
-                    "router_key": router.router_key.hex(),
-                }
-                write_ready(cfg.get("ready_file"), info)
-                log.info("router ready: %s", info)
-                serving = asyncio.ensure_future(router.serve_forever())
-                stopping = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                serving.cancel()
-                stopping.cancel()
+                registry = CollectorRegistry()
+                ProcessCollector(registry=registry)
+                collector = RouterCollector(router)
+                registry.register(collector)
+                health = router_health(router, stale_after=max(3 * poll_interval, 5.0))
+                async with running_ops(
+                    str(cfg.get("ops_host", "127.0.0.1")), cfg.int("ops_port", 0), registry=registry, health=health
+                ) as ops_url:
+                    info = {
+                        "url": router.url,
+                        "port": router.port,
+                        "address": router.address,
+                        "router_key": router.router_key.hex(),
+                        "ops_url": ops_url,
+                    }
+                    write_ready(cfg.get("ready_file"), info)
+                    log.info("router ready: %s", info)
+                    serving = asyncio.ensure_future(router.serve_forever())
+                    stopping = asyncio.ensure_future(stop.wait())
+                    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    serving.cancel()
+                    stopping.cancel()
         finally:
+            if collector is not None:
+                collector.close()
             store.close()

@@ -11,6 +11,11 @@ endpoint = "worker://my-gpu-box"      # what the Provider records
 image = "hex"                         # the attested image hash (gpu providers)
 fresh_key = false                     # a TEE worker: new node key each boot, UpdateNode on chain
 data_dir = ".cocoon/worker"
+ops_host = "127.0.0.1"  ops_port = 0  # /healthz + /metrics; 0: a free port, -1: off
+ready_file = "..."                    # JSON {provider, node_key, models, ops_url} once connected
+
+`/healthz` is 503 while the worker is not connected to its router; `/metrics` is listed in
+`offchain/worker/_ops.py`.
 """
 
 from __future__ import annotations
@@ -21,12 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from nacl.signing import SigningKey
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from offchain.agentkit import AgentConfig, node_key, open_network, write_ready
 from offchain.errors import ConfigError
 from offchain.models import Batcher, Tokenizer, WordCounter, builtin_models, load_model
+from offchain.ops import running_ops
 from offchain.ton.network import NetworkProvider
 from offchain.worker._agent import ServedModel, Worker, WorkerConfig
+from offchain.worker._ops import WorkerCollector, worker_health
 from scripts._common import parse_ton
 from wrappers.errors import ExitCode
 from wrappers.messages import RefuseRegistration
@@ -136,30 +144,39 @@ async def _serve(
 ) -> None:
     catalog = builtin_models()
     served: dict[str, ServedModel] = {}
+    execution_providers: dict[str, str] = {}
     threads = cfg.get("intra_op_threads")
-    async with asyncio.TaskGroup() as tg:
-        for n in allowed:
-            spec = catalog[n]
-            model = load_model(spec, intra_op_threads=int(threads) if threads else None)
-            log.info("model %s on %s", n, model.provider)
-            batcher = Batcher(model, max_batch=cfg.int("max_batch", 32), max_wait_ms=cfg.num("max_wait_ms", 2.0))
-            counter = (
-                Tokenizer(spec.tokenizer_path, max_tokens=spec.max_tokens)
-                if spec.tokenizer_path
-                else WordCounter(max_tokens=spec.max_tokens)
-            )
-            served[n] = ServedModel(spec, batcher, counter)
-            tg.create_task(batcher.run())
-        worker = Worker(
-            WorkerConfig(
-                router_url=cfg.need("router"),
-                coefficient=cfg.int("coefficient", 1000),
-                capacity=cfg.int("capacity", 64),
-            ),
-            key=key,
-            owner=wallet_raw(net),
-            models=served,
+    for n in allowed:
+        spec = catalog[n]
+        model = load_model(spec, intra_op_threads=int(threads) if threads else None)
+        log.info("model %s on %s", n, model.provider)
+        execution_providers[n] = model.provider
+        batcher = Batcher(model, max_batch=cfg.int("max_batch", 32), max_wait_ms=cfg.num("max_wait_ms", 2.0))
+        counter = (
+            Tokenizer(spec.tokenizer_path, max_tokens=spec.max_tokens)
+            if spec.tokenizer_path
+            else WordCounter(max_tokens=spec.max_tokens)
         )
+        served[n] = ServedModel(spec, batcher, counter)
+    worker = Worker(
+        WorkerConfig(
+            router_url=cfg.need("router"),
+            coefficient=cfg.int("coefficient", 1000),
+            capacity=cfg.int("capacity", 64),
+        ),
+        key=key,
+        owner=wallet_raw(net),
+        models=served,
+    )
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    registry.register(WorkerCollector(worker, execution_providers))
+    ops = running_ops(
+        str(cfg.get("ops_host", "127.0.0.1")), cfg.int("ops_port", 0), registry=registry, health=worker_health(worker)
+    )
+    async with ops as ops_url, asyncio.TaskGroup() as tg:
+        for m in served.values():
+            tg.create_task(m.batcher.run())
         task = tg.create_task(worker.run())
 
         async def announce() -> None:
@@ -170,6 +187,7 @@ async def _serve(
                     "provider": provider.address.to_str(is_user_friendly=False),
                     "node_key": bytes(key.verify_key).hex(),
                     "models": allowed,
+                    "ops_url": ops_url,
                 },
             )
 
