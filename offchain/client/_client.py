@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import itertools
 import logging
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +56,7 @@ from offchain.protocol.wire import (
     receipt_digest,
     wire_address,
 )
+from offchain.sqlite_store import Op, SqliteStore
 from offchain.ton.network import ChainContractProvider, ChainProvider
 from wrappers.channel import CHANNEL_DEPOSIT_FEE, Channel, ChannelConfig, ChannelState
 from wrappers.root import Root
@@ -64,6 +64,11 @@ from wrappers.root import Root
 __all__ = ["ClientConfig", "CocoonClient", "EmbeddingResult"]
 
 log = logging.getLogger("cocoon.client")
+
+
+def _log_failed_save(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("saving the client's books failed (the router's books restore them): %s", fut.exception())
 
 
 @dataclass
@@ -86,33 +91,36 @@ class EmbeddingResult:
     worker: str  # the serving worker's Provider
 
 
-class _State:
-    """The client's books, in SQLite: the newest voucher given away, and the router's charge."""
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS channel (
+    address TEXT PRIMARY KEY, compute INTEGER NOT NULL, data INTEGER NOT NULL, signature BLOB NOT NULL,
+    charged_compute INTEGER NOT NULL, charged_data INTEGER NOT NULL
+);
+"""
+
+
+class _State(SqliteStore):
+    """The client's books: the newest voucher given away, and the router's charge.
+
+    Saves go through the group commit: concurrent requests share one fsync, and the event
+    loop never waits on the disk itself."""
 
     def __init__(self, path: Path | str) -> None:
-        try:
-            self.db = sqlite3.connect(path, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS channel (address TEXT PRIMARY KEY, compute INTEGER NOT NULL, "
-                "data INTEGER NOT NULL, signature BLOB NOT NULL, charged_compute INTEGER NOT NULL, "
-                "charged_data INTEGER NOT NULL)"
-            )
-        except sqlite3.Error as err:
-            raise StorageError(f"cannot open the client's store {path}: {err}") from err
+        super().__init__(path, _SCHEMA, what="the client's store")
 
     def load(self, channel: str) -> tuple[SignedVoucher | None, int, int]:
-        row = self.db.execute(
+        rows = self.query(
             "SELECT compute, data, signature, charged_compute, charged_data FROM channel WHERE address = ?", (channel,)
-        ).fetchone()
-        if row is None:
+        )
+        if not rows:
             return None, 0, 0
+        row = rows[0]
         v = SignedVoucher(Address(channel), row[0], row[1], bytes(row[2])) if row[2] else None
         return v, row[3], row[4]
 
-    def save(self, channel: str, v: SignedVoucher | None, charged_compute: int, charged_data: int) -> None:
-        self.db.execute(
+    @staticmethod
+    def op_save(channel: str, v: SignedVoucher | None, charged_compute: int, charged_data: int) -> Op:
+        return (
             "INSERT INTO channel (address, compute, data, signature, charged_compute, charged_data) "
             "VALUES (?,?,?,?,?,?) ON CONFLICT (address) DO UPDATE SET compute=excluded.compute, "
             "data=excluded.data, signature=excluded.signature, charged_compute=excluded.charged_compute, "
@@ -126,9 +134,6 @@ class _State:
                 charged_data,
             ),
         )
-
-    def close(self) -> None:
-        self.db.close()
 
 
 class CocoonClient:
@@ -153,6 +158,8 @@ class CocoonClient:
         self.unit_price = 0
         self._peer: Peer | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._outbox: asyncio.Queue[tuple[Any, asyncio.Future[None] | None, Any]] = asyncio.Queue()
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()  # voucher arithmetic and connection setup
@@ -241,7 +248,10 @@ class CocoonClient:
                 raise
             self._resume(welcome)
             self._peer = peer
-            self._reader = asyncio.get_running_loop().create_task(self._read(peer))
+            self._outbox = asyncio.Queue()
+            loop = asyncio.get_running_loop()
+            self._sender = loop.create_task(self._send(peer, self._outbox))
+            self._reader = loop.create_task(self._read(peer, self._sender))
 
     def _resume(self, welcome: Welcome) -> None:
         self.unit_price = welcome.compute_unit_price
@@ -269,7 +279,7 @@ class CocoonClient:
         self.charged_data = max(self.charged_data, min(acc.charged_data, cap_d))
         self.deposit = acc.deposit
 
-    async def _read(self, peer: Peer) -> None:
+    async def _read(self, peer: Peer, sender: asyncio.Task[None]) -> None:
         try:
             while True:
                 frame = await peer.recv(timeout=10**9)
@@ -282,6 +292,7 @@ class CocoonClient:
         except (ConnectionClosed, TimeoutError, OSError):
             pass
         finally:
+            sender.cancel()  # the connection's sender goes with it
             if self._peer is peer:
                 self._peer = None
             for fut in list(self._waiting.values()):
@@ -289,20 +300,49 @@ class CocoonClient:
                     fut.set_exception(ConnectionClosed(None, None))
             self._waiting.clear()
 
-    async def _call(self, frame: Any, rid: int) -> Any:
+    def _post(self, frame: Any, rid: int, saved: asyncio.Future[None] | None = None) -> asyncio.Future[Any]:
+        """Queue `frame` for the connection's sender and return the future of its answer.
+
+        Frames leave in the order they are posted, each after the commit it depends on
+        (`saved`: its voucher's save): vouchers reach the router in the order they were
+        signed (a later one never overtakes an earlier one, which would make it stale), and
+        none leaves before it is on disk. Synchronous, so callers post under their lock.
+        """
         peer = self._peer
         if peer is None:
             raise ConnectionClosed(None, None)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiting[rid] = fut
+        self._outbox.put_nowait((frame, saved, fut))
+        return fut
+
+    async def _await(self, fut: asyncio.Future[Any], rid: int) -> Any:
         try:
-            await peer.send(frame)
             answer = await asyncio.wait_for(fut, self.config.request_timeout)
         finally:
             self._waiting.pop(rid, None)
         if isinstance(answer, Error):
             raise RequestFailed(answer.code, answer.message, request_id=rid)
         return answer
+
+    async def _call(self, frame: Any, rid: int) -> Any:
+        return await self._await(self._post(frame, rid), rid)
+
+    async def _send(self, peer: Peer, outbox: asyncio.Queue[tuple[Any, asyncio.Future[None] | None, Any]]) -> None:
+        """The connection's only sender (see `_post`). Ends when the connection does."""
+        try:
+            while True:
+                frame, saved, answer = await outbox.get()
+                if saved is not None:
+                    try:
+                        await asyncio.shield(saved)
+                    except StorageError as err:
+                        if not answer.done():
+                            answer.set_exception(err)
+                        continue
+                await peer.send(frame)
+        except (ConnectionClosed, OSError):
+            pass
 
     # ---- models and units ------------------------------------------------------------------------
     async def list_models(self) -> list[ModelInfo]:
@@ -368,9 +408,13 @@ class CocoonClient:
         units = self.count_units(inputs, model)
         coefficient = self.config.max_coefficient or info.min_coefficient
         price = compute_price(units, self.unit_price, coefficient)
+        channel = await self.channel()
+        texts = inputs if isinstance(inputs[0], str) else []
+        tokens = [] if texts else inputs
         async with self._lock:
             need = self.charged_compute + self.reserved + price
             v = self.latest
+            saved: asyncio.Future[None] | None = None
             if v is None or v.compute < need:
                 data = v.data if v else 0
                 if need + data > self.deposit:
@@ -379,30 +423,34 @@ class CocoonClient:
                         f"this request needs {need + data} nanoTON in vouchers; the channel holds "
                         f"{self.deposit}: top up",
                     )
-                v = sign_voucher(self.key, (await self.channel()).address, compute=need, data=data)
-                # on disk before it leaves
-                self._state.save(wire_address(v.channel), v, self.charged_compute, self.charged_data)
+                v = sign_voucher(self.key, channel.address, compute=need, data=data)
+                saved = self._state.submit(
+                    [self._state.op_save(wire_address(channel.address), v, self.charged_compute, self.charged_data)]
+                )
                 self.latest = v
+            rid = next(self._ids)
+            frame = Embed(
+                id=rid,
+                model=model,
+                units=units,
+                max_coefficient=coefficient,
+                voucher=VoucherFrame(compute=v.compute, data=v.data, signature=v.signature),
+                texts=texts,
+                tokens=tokens,
+            )
+            pending = self._post(frame, rid, saved)  # leaves after `saved` is on disk, in signing order
             self.reserved += price
-        rid = next(self._ids)
-        texts = inputs if isinstance(inputs[0], str) else []
-        tokens = [] if texts else inputs
-        frame = Embed(
-            id=rid,
-            model=model,
-            units=units,
-            max_coefficient=coefficient,
-            voucher=VoucherFrame(compute=v.compute, data=v.data, signature=v.signature),
-            texts=texts,
-            tokens=tokens,
-        )
         try:
-            answer: Embedded = await self._call(frame, rid)
+            answer: Embedded = await self._await(pending, rid)
         finally:
             self.reserved -= price
         self._check_receipt(answer, units)
         self._adopt(answer.account)
-        self._state.save(wire_address(v.channel), self.latest, self.charged_compute, self.charged_data)
+        # the router's charge, for the books: not awaited (the router's Welcome restores it
+        # after a crash, and the voucher it depends on is already on disk)
+        self._state.submit(
+            [self._state.op_save(wire_address(channel.address), self.latest, self.charged_compute, self.charged_data)]
+        ).add_done_callback(_log_failed_save)
         vectors = np.frombuffer(answer.vectors, dtype="<f4").reshape(-1, answer.dim)
         return EmbeddingResult(
             vectors=vectors, units=answer.units, cost=answer.cost, model=answer.model, worker=answer.worker
@@ -457,11 +505,12 @@ class CocoonClient:
         peer, self._peer = self._peer, None
         if peer is not None:
             await peer.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(BaseException):
-                await self._reader
-            self._reader = None
+        for task in (self._reader, self._sender):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+        self._reader = self._sender = None
 
     async def close(self) -> None:
         await self.disconnect()

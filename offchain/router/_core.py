@@ -25,6 +25,7 @@ weigh in here too).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -66,8 +67,9 @@ class Account:
     redeemed_compute: int = 0  # on chain
     redeemed_data: int = 0
 
-    @property
+    @functools.cached_property
     def address(self) -> str:
+        """The channel in wire form (cached: every request names it)."""
         return self.channel.to_str(is_user_friendly=False)
 
     def admit(self, voucher: SignedVoucher, *, compute: int, data: int = 0) -> tuple[Reservation, bool]:

@@ -14,21 +14,16 @@ with its outcome).
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-import threading
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pytoniq_core import Address
 
-from offchain.errors import StorageError
 from offchain.protocol.voucher import SignedVoucher
+from offchain.sqlite_store import Op, SqliteStore
 
 __all__ = ["RouterStore", "UsageRow"]
 
-Op = tuple[str, Sequence[Any]]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
@@ -65,78 +60,12 @@ class UsageRow(tuple[int, str, str, int, int, int, int, int]):
     """(epoch, provider, model, units, requests, failures, latency_ms, earned)."""
 
 
-class RouterStore:
+class RouterStore(SqliteStore):
     """The router's SQLite file. Writes go through `write` (group commit); reads are for
     start-up and reports. One instance per file; `write` may be awaited by many tasks."""
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.executescript(_SCHEMA)
-        except sqlite3.Error as err:
-            raise StorageError(f"cannot open the router's store {self.path}: {err}") from err
-        self._lock = threading.Lock()  # the connection is used by the commit thread and by reads
-        self._staged: list[Op] = []
-        self._next: asyncio.Future[None] | None = None
-        self._running = False
-        self._drainer: asyncio.Task[None] | None = None
-        self.commits = 0
-
-    # ---- writes --------------------------------------------------------------------------
-    async def write(self, ops: Sequence[Op]) -> None:
-        """Commit `ops` (with whatever else is staged); returns once they are on disk.
-
-        Cancelling the caller does not cancel the commit (other writers share it).
-
-        Raises:
-            StorageError: the commit failed (nothing of it was written).
-        """
-        if not ops:
-            return  # nothing to commit (a drain would find nothing staged and never answer)
-        loop = asyncio.get_running_loop()
-        self._staged.extend(ops)
-        if self._next is None:
-            self._next = loop.create_future()
-        fut = self._next
-        if not self._running:
-            self._running = True
-            self._drainer = loop.create_task(self._drain())  # held: the loop keeps only weak refs
-        await asyncio.shield(fut)
-
-    async def _drain(self) -> None:
-        try:
-            while self._staged:
-                ops, fut = self._staged, self._next
-                self._staged, self._next = [], None
-                try:
-                    await asyncio.to_thread(self._commit, ops)
-                except Exception as err:
-                    if fut is not None and not fut.done():
-                        exc = StorageError(f"router store commit failed: {err}")
-                        exc.__cause__ = err
-                        fut.set_exception(exc)
-                    continue
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
-        finally:
-            self._running = False
-
-    def _commit(self, ops: list[Op]) -> None:
-        with self._lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, params in ops:
-                    self.db.execute(sql, params)
-                self.db.execute("COMMIT")
-            except BaseException:
-                if self.db.in_transaction:  # a failed COMMIT may leave it open: the next BEGIN would fail
-                    self.db.execute("ROLLBACK")
-                raise
-            self.commits += 1
+        super().__init__(path, _SCHEMA, what="the router's store")
 
     # ---- the statements (built here, written by the router in one `write`) -----------------
     @staticmethod
@@ -187,25 +116,21 @@ class RouterStore:
         )
 
     # ---- reads ----------------------------------------------------------------------------
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self.db.execute(sql, params).fetchall()
-
     def account(self, channel: str) -> tuple[int, int] | None:
-        rows = self._query("SELECT charged_compute, charged_data FROM accounts WHERE channel = ?", (channel,))
+        rows = self.query("SELECT charged_compute, charged_data FROM accounts WHERE channel = ?", (channel,))
         return (rows[0][0], rows[0][1]) if rows else None
 
     def vouchers(self, channel: str) -> list[SignedVoucher]:
         """The vouchers held for `channel`, oldest (lowest) first."""
         addr = Address(channel)
-        rows = self._query(
+        rows = self.query(
             "SELECT compute, data, signature FROM vouchers WHERE channel = ? ORDER BY compute + data", (channel,)
         )
         return [SignedVoucher(addr, c, d, bytes(s)) for c, d, s in rows]
 
     def usage(self, epoch: int | None = None) -> list[UsageRow]:
         sql = "SELECT epoch, provider, model, units, requests, failures, latency_ms, earned FROM usage"
-        rows = self._query(
+        rows = self.query(
             sql + (" WHERE epoch = ?" if epoch is not None else "") + " ORDER BY epoch, provider, model",
             (epoch,) if epoch is not None else (),
         )
@@ -213,10 +138,6 @@ class RouterStore:
 
     def redeems(self, channel: str | None = None) -> list[tuple[Any, ...]]:
         sql = "SELECT channel, compute, data, status, detail FROM redeems"
-        return self._query(
+        return self.query(
             sql + (" WHERE channel = ?" if channel else "") + " ORDER BY id", (channel,) if channel else ()
         )
-
-    def close(self) -> None:
-        with self._lock:
-            self.db.close()

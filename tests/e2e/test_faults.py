@@ -52,13 +52,21 @@ def router_books(net: Devnet) -> tuple[int, int]:
         db.close()
 
 
-def client_books(net: Devnet) -> tuple[int, int]:
-    """(newest voucher's compute total, charged) from the gateway's client store, read-only."""
-    db = sqlite3.connect(f"file:{net.workdir / 'gateway' / 'client.db'}?mode=ro", uri=True)
-    try:
-        return db.execute("SELECT compute, charged_compute FROM channel").fetchone()
-    finally:
-        db.close()
+def client_books(net: Devnet, *, charged: int | None = None, timeout: float = 10.0) -> tuple[int, int]:
+    """(newest voucher's compute total, charged) from the gateway's client store, read-only.
+
+    The client records the router's charge after answering (not on the answer's path):
+    with `charged`, wait (bounded) until its books show that charge."""
+    deadline = time.monotonic() + timeout
+    while True:
+        db = sqlite3.connect(f"file:{net.workdir / 'gateway' / 'client.db'}?mode=ro", uri=True)
+        try:
+            books = db.execute("SELECT compute, charged_compute FROM channel").fetchone()
+        finally:
+            db.close()
+        if charged is None or books[1] == charged or time.monotonic() > deadline:
+            return books
+        time.sleep(0.05)
 
 
 def wait_models(net: Devnet, timeout: float = 30.0) -> None:
@@ -86,7 +94,7 @@ def test_worker_killed_mid_batch_is_retried_elsewhere_and_charged_once(net: Devn
     assert all(c > 0 for c in costs)
     charged, _ = router_books(net)
     assert charged == sum(costs), "every request is charged exactly once, failed attempts never"
-    voucher, client_charged = client_books(net)
+    voucher, client_charged = client_books(net, charged=charged)
     assert client_charged == charged <= voucher
 
 
@@ -101,7 +109,7 @@ def test_router_killed_between_requests_loses_no_voucher_and_charges_once(net: D
     second = embed(net, ["after the router came back"])
     charged2, _ = router_books(net)
     assert charged2 == first + second
-    voucher, client_charged = client_books(net)
+    voucher, client_charged = client_books(net, charged=charged2)
     assert client_charged == charged2 <= voucher
 
 
@@ -111,9 +119,9 @@ def test_client_restarted_mid_stream_never_signs_lower_and_goes_on(net: Devnet) 
     net.sup.stop("gateway", sig=signal.SIGKILL)
     net.start_gateway()
     costs += [embed(net, [f"stream item {i} after restart"]) for i in range(3)]
-    after, client_charged = client_books(net)
-    assert after >= before, "a restarted client never signs a lower total"
     charged, _ = router_books(net)
+    after, client_charged = client_books(net, charged=charged)
+    assert after >= before, "a restarted client never signs a lower total"
     assert charged == client_charged == sum(costs)
 
 
