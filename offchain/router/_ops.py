@@ -111,10 +111,7 @@ class RouterCollector(Collector):
         yield g
         yield GaugeMetricFamily(_P + "requests_in_flight", "Requests sent to workers and not answered yet",
                                 value=sum(w.in_flight for w in workers))
-        # Router has no public view of its client sessions (channel -> set of peers)
-        sessions = getattr(r, "_client_peers", {})
-        yield GaugeMetricFamily(_P + "client_sessions", "Connected client sessions",
-                                value=sum(len(s) for s in list(sessions.values())))
+        yield GaugeMetricFamily(_P + "client_sessions", "Connected client sessions", value=r.client_sessions)
         accounts = list(r.accounts.values())
         yield GaugeMetricFamily(_P + "accounts", "Channels with an account loaded since start", value=len(accounts))
         yield GaugeMetricFamily(_P + "unredeemed_nanoton", "Charged and not yet redeemed on chain (loaded accounts)",

@@ -365,6 +365,11 @@ class Router:
             voucher_signature=v.signature if v else b"",
         )
 
+    @property
+    def client_sessions(self) -> int:
+        """Client connections open now (a channel may have several)."""
+        return sum(len(peers) for peers in self._client_peers.values())
+
     def models(self) -> list[ModelInfo]:
         """The models connected workers serve now, with their cheapest coefficient."""
         out: dict[str, ModelInfo] = {}

@@ -63,7 +63,7 @@ class FakeRouter:
     epoch_now: int = 7
     workers: dict[str, FakeWorker] = field(default_factory=dict)
     accounts: dict[str, FakeAccount] = field(default_factory=dict)
-    _client_peers: dict[str, set[object]] = field(default_factory=dict)
+    client_sessions: int = 0
     directory: Any = field(default_factory=lambda: SimpleNamespace(synced_at=100.0))
     address: str = "0:" + "ab" * 32
 
@@ -87,7 +87,7 @@ async def test_router_collector_reads_state_and_books(store: RouterStore) -> Non
             "s3": FakeWorker({}),  # joined with no allowed model
         },
         accounts={"c1": FakeAccount(40), "c2": FakeAccount(2)},
-        _client_peers={"c1": {object(), object()}, "c2": set()},
+        client_sessions=2,
     )
     op = store.op_usage
     await store.write([

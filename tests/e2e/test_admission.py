@@ -105,3 +105,13 @@ def test_bad_vouchers_and_frames_get_typed_errors_and_the_session_goes_on(devnet
         await peer.close()
 
     asyncio.run(main())
+
+
+def test_worker_refuses_a_model_root_does_not_list(devnet: Devnet) -> None:
+    """The devnet allowlists MiniLM only: a worker configured for `echo` exits with one line."""
+    from offchain.devnet import SupervisorError
+
+    with pytest.raises(SupervisorError) as err:
+        devnet.start_worker(3, models=["echo"])
+    assert "none of the configured models is in Root's model allowlist" in str(err.value)
+    assert "is not in Root's allowlist: not served" in str(err.value)
