@@ -53,6 +53,7 @@ class DevnetConfig:
     models: list[str] = field(default_factory=lambda: ["all-MiniLM-L6-v2"])
     coefficients: list[int] = field(default_factory=lambda: [1000, 1100])
     compute_unit_price: int = 1000  # nanoTON per token: 1 TON buys a million tokens
+    close_delay: int = 600  # seconds Root gives a router to redeem after a client starts closing
     deposit: str = "5"  # TON the gateway's client deposits
     redeem_threshold: str = "0.001"  # TON
     redeem_interval: float = 5.0
@@ -132,7 +133,7 @@ class Devnet:
             _toml(
                 {
                     "compute_unit_price": self.config.compute_unit_price,
-                    "close_delay": 600,
+                    "close_delay": self.config.close_delay,
                     "models": [catalog[m].hash.hex() for m in self.config.models],
                     "images": [DEV_IMAGE.hex()],
                 }
