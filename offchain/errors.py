@@ -5,7 +5,8 @@
     │   ├── EmulationError      the emulator itself could not run a transaction
     │   ├── GetMethodError      a get-method ended with a non-zero exit code
     │   ├── TimeError           the sandbox clock was asked to go backwards
-    │   └── ProviderError       a network provider (localnet/testnet) failed a request
+    │   ├── ProviderError       a network provider (localnet/testnet) failed a request
+    │   └── ContractRefused     a contract refused a message an agent or the SDK sent it
     ├── BuildError              the Tolk compiler rejected a contract
     ├── ProtocolError
     │   ├── InvalidMessage
@@ -31,6 +32,7 @@ __all__ = [
     "ChainError",
     "CocoonError",
     "ConfigError",
+    "ContractRefused",
     "EmulationError",
     "GetMethodError",
     "InvalidMessage",
@@ -89,6 +91,22 @@ class ProviderError(ChainError):
     def __init__(self, message: str, *, code: int | None = None) -> None:
         self.code = code
         super().__init__(message if code is None else f"{message} (code {code})")
+
+
+class ContractRefused(ChainError):
+    """A contract's transaction for our message failed (`exit_code` is an ExitCode value)."""
+
+    def __init__(self, what: str, address: str, exit_code: int | None) -> None:
+        self.what = what
+        self.address = address
+        self.exit_code = exit_code
+        try:
+            from wrappers.errors import ExitCode
+
+            name = ExitCode(exit_code).name if exit_code is not None else "no transaction"
+        except ValueError:
+            name = f"exit code {exit_code}"
+        super().__init__(f"{what} refused by {address}: {name}")
 
 
 class BuildError(CocoonError):

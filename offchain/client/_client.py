@@ -35,7 +35,7 @@ from nacl.signing import SigningKey, VerifyKey
 from pytoniq_core import Address
 from websockets.exceptions import ConnectionClosed
 
-from offchain.errors import ConfigError, PeerError, PeerRejected, RequestFailed, StorageError
+from offchain.errors import ConfigError, ContractRefused, PeerError, PeerRejected, RequestFailed, StorageError
 from offchain.mesh import Limits, Peer, connect, join
 from offchain.models import Tokenizer, WordCounter, builtin_models
 from offchain.protocol.units import compute_price
@@ -64,6 +64,12 @@ from wrappers.root import Root
 __all__ = ["ClientConfig", "CocoonClient", "EmbeddingResult"]
 
 log = logging.getLogger("cocoon.client")
+
+
+def _check_landed(txs: list[Any], what: str, address: Address) -> None:
+    """Raise ContractRefused unless the channel's transaction for our message succeeded."""
+    if not txs or not txs[0].success:
+        raise ContractRefused(what, wire_address(address), txs[0].exit_code if txs else None)
 
 
 def _log_failed_save(fut: asyncio.Future[None]) -> None:
@@ -484,22 +490,20 @@ class CocoonClient:
             data=approval.data,
             signature=approval.signature,
         )
-        txs = await sent.wait_delivered(timeout=timeout)
-        if not txs or not txs[0].success:
-            raise RequestFailed(
-                ErrorCode.INTERNAL, f"the channel refused the close (exit code {txs[0].exit_code if txs else None})"
-            )
+        _check_landed(await sent.wait_delivered(timeout=timeout), "CooperativeClose", ch.address)
         return approval
 
     async def start_close(self) -> None:
         """Unilateral close, step 1: the router keeps Root's close delay to redeem."""
         ch = await self.channel()
-        await (await ch.send_start_close(ChainContractProvider(self.chain, ch.address), self.wallet)).wait_delivered()
+        sent = await ch.send_start_close(ChainContractProvider(self.chain, ch.address), self.wallet)
+        _check_landed(await sent.wait_delivered(), "StartClose", ch.address)
 
     async def finish_close(self) -> None:
         """Unilateral close, step 2 (after the delay): the rest of the deposit comes back."""
         ch = await self.channel()
-        await (await ch.send_finish_close(ChainContractProvider(self.chain, ch.address), self.wallet)).wait_delivered()
+        sent = await ch.send_finish_close(ChainContractProvider(self.chain, ch.address), self.wallet)
+        _check_landed(await sent.wait_delivered(), "FinishClose", ch.address)
 
     async def disconnect(self) -> None:
         peer, self._peer = self._peer, None

@@ -58,6 +58,7 @@ from offchain.protocol.wire import (
 )
 from offchain.router._core import Account, Reservation, WorkerState, choose_worker
 from offchain.router._store import RouterStore
+from wrappers.channel import ChannelState
 from wrappers.provider import Role
 
 __all__ = ["Router", "RouterConfig"]
@@ -121,8 +122,9 @@ class Router:
         self._server: Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._redeem_now = asyncio.Event()
-        self._closing = False
+        self._shutting_down = False
         self._redeeming: dict[str, tuple[int, int]] = {}
+        self._closing_channels: set[str] = set()  # channels closing: redeem whatever was earned, any amount
         self.port: int | None = None
         directory.subscribe(self._on_change)
 
@@ -138,8 +140,22 @@ class Router:
         self._server = await serve(self._handle, self.config.host, self.config.port, **self.config.limits.ws_options())  # type: ignore[arg-type]
         sock = next(iter(self._server.sockets))
         self.port = sock.getsockname()[1]
+        await self._load_accounts()
         self._spawn(self._redeem_loop())
         log.info("router listening on %s:%s as %s", self.config.host, self.port, self.address)
+
+    async def _load_accounts(self) -> None:
+        """Accounts that hold vouchers, from the store: a restarted router redeems them whether
+        or not their clients return."""
+        for channel, client, client_key in self.store.held_accounts():
+            view = await self.directory.channel(client, self.address, client_key, self.router_key)
+            if view is None or view.address != channel:
+                log.warning("held account %s is not this router's channel on chain; skipped", channel)
+                continue
+            acc = await self._account(view, client, client_key)
+            if view.state in (ChannelState.CLOSING,):
+                self._closing_channels.add(acc.address)
+                self._redeem_now.set()
 
     @property
     def url(self) -> str:
@@ -152,9 +168,9 @@ class Router:
 
     async def close(self) -> None:
         """Stop accepting, drop sessions, redeem what was earned (config), stop tasks."""
-        if self._closing:
+        if self._shutting_down:
             return
-        self._closing = True
+        self._shutting_down = True
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -400,7 +416,7 @@ class Router:
     async def _serve_embed(self, account: Account, req: Embed) -> Embedded:
         if bool(req.texts) == bool(req.tokens):
             raise RequestFailed(ErrorCode.INVALID_INPUT, "give exactly one of texts or tokens, not empty")
-        if self._closing:
+        if self._shutting_down:
             raise RequestFailed(ErrorCode.SHUTTING_DOWN, "the router is shutting down")
         if not any(req.model in w.models for w in self.workers.values()):
             raise RequestFailed(ErrorCode.UNKNOWN_MODEL, f"no connected worker serves {req.model!r}")
@@ -537,20 +553,30 @@ class Router:
         if change.kind == "provider":
             view = change.view
             for session, w in list(self.workers.items()):
-                if w.provider == change.address and (view is None or not view.eligible or view.node_key != w.node_key):
-                    peer = self._worker_peers.get(session)
-                    log.info("dropping worker %s: its Provider is no longer eligible or changed its key", w.provider)
-                    if peer is not None:
-                        await peer.send_error(None, ErrorCode.PROVIDER_INACTIVE, "the Provider is no longer active")
-                        await peer.close(1008, "provider inactive")
+                if w.provider != change.address:
+                    continue
+                if view is None or not view.eligible:
+                    code, why = ErrorCode.PROVIDER_INACTIVE, "the Provider is no longer active with the minimum stake"
+                elif view.node_key != w.node_key:
+                    code, why = ErrorCode.NOT_A_PROVIDER, "the Provider now holds another node key"
+                else:
+                    continue
+                log.info("dropping worker %s: %s", w.provider, why)
+                peer = self._worker_peers.get(session)
+                if peer is not None:
+                    await peer.send_error(None, code, why)
+                    await peer.close(1008, why[:100])
         elif change.kind == "channel":
             acc = self.accounts.get(change.address)
             view = change.view
             if acc is not None and view is not None:
                 acc.deposit = view.deposit
                 acc.redeemed_compute, acc.redeemed_data = view.redeemed_compute, view.redeemed_data
-                if not view.open:
-                    self._redeem_now.set()  # closing: the close delay is the last chance to redeem
+                if view.state == ChannelState.CLOSING:
+                    self._closing_channels.add(acc.address)  # the close delay is the last chance to redeem
+                    self._redeem_now.set()
+                elif view.state == ChannelState.CLOSED:
+                    self._closing_channels.discard(acc.address)
 
     # ---- redeeming --------------------------------------------------------------------------------
     async def _redeem_loop(self) -> None:
@@ -560,16 +586,20 @@ class Router:
             timer = not self._redeem_now.is_set()
             self._redeem_now.clear()
             try:
+                await self.redeem_all(min_amount=1, only=set(self._closing_channels))  # closing: any amount, first
                 await self.redeem_all(min_amount=1 if timer else self.config.redeem_threshold)
             except Exception:
                 log.exception("redeem round failed; retried on the next one")
 
-    async def redeem_all(self, *, min_amount: int = 1) -> int:
-        """Redeem every channel's earned voucher worth at least `min_amount`; returns how many landed.
+    async def redeem_all(self, *, min_amount: int = 1, only: set[str] | None = None) -> int:
+        """Redeem every channel's (or `only` these channels') earned voucher worth at least
+        `min_amount`; returns how many landed.
 
         A failed redeem is logged and retried later; the voucher stays in the store."""
         landed = 0
         for acc in list(self.accounts.values()):
+            if only is not None and acc.address not in only:
+                continue
             if acc.unredeemed >= min_amount and acc.address not in self._redeeming:
                 try:
                     landed += await self._redeem(acc)
@@ -588,29 +618,22 @@ class Router:
             sent = await self.wallet.send(to=acc.channel, value=REDEEM_FEE, body=body)
             txs = await sent.wait_delivered(timeout=self.config.redeem_timeout)
             ok = bool(txs) and txs[0].success
-            await self.store.write(
-                [
-                    self.store.op_redeem(
-                        acc.address,
-                        v.compute,
-                        v.data,
-                        self.clock(),
-                        "ok" if ok else "refused",
-                        "" if ok else f"exit code {txs[0].exit_code if txs else None}",
-                    )
-                ]
-            )
+            if ok:
+                detail = ""
+            elif not txs:
+                detail = "the RedeemVoucher never left the router's wallet (its balance is below the redeem fee?)"
+            else:
+                detail = f"the channel refused it with exit code {txs[0].exit_code}"
+            status = "ok" if ok else "refused"
+            await self.store.write([self.store.op_redeem(acc.address, v.compute, v.data, self.clock(), status, detail)])
             if ok:
                 acc.redeemed_compute = max(acc.redeemed_compute, v.compute)
                 acc.redeemed_data = max(acc.redeemed_data, v.data)
                 log.info("redeemed %s up to (%d, %d)", acc.address, v.compute, v.data)
                 return 1
-            # refused: the chain's view is the truth (e.g. already redeemed by an earlier try)
-            fresh = (
-                await self.directory.channel_state(acc.address) if hasattr(self.directory, "channel_state") else None
-            )
-            if fresh is not None:
-                acc.redeemed_compute, acc.redeemed_data = fresh.redeemed_compute, fresh.redeemed_data
+            # the voucher stays; the next round retries, and the directory's view of the channel
+            # (its redeemed totals, its state) corrects ours if the chain moved meanwhile
+            log.warning("redeem of %s up to (%d, %d) refused: %s", acc.address, v.compute, v.data, detail)
             return 0
         finally:
             self._redeeming.pop(acc.address, None)

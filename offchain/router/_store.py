@@ -120,6 +120,14 @@ class RouterStore(SqliteStore):
         rows = self.query("SELECT charged_compute, charged_data FROM accounts WHERE channel = ?", (channel,))
         return (rows[0][0], rows[0][1]) if rows else None
 
+    def held_accounts(self) -> list[tuple[str, str, bytes]]:
+        """(channel, client, client key) of every account that still holds a voucher: what a
+        restarted router must load to redeem (on its timer, at close, at shutdown) even if
+        the client never comes back."""
+        rows = self.query("SELECT a.channel, a.client, a.client_key FROM accounts a "
+                          "WHERE EXISTS (SELECT 1 FROM vouchers v WHERE v.channel = a.channel)")
+        return [(c, cl, bytes(k)) for c, cl, k in rows]
+
     def vouchers(self, channel: str) -> list[SignedVoucher]:
         """The vouchers held for `channel`, oldest (lowest) first."""
         addr = Address(channel)

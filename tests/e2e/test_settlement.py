@@ -26,6 +26,7 @@ from pytoniq_core import Address
 from offchain.client import ClientConfig, CocoonClient
 from offchain.devnet import Devnet, DevnetConfig, wallet_env
 from offchain.devnet._network import FIRST_WORKER, FOUNDATION, ROUTER
+from offchain.errors import ContractRefused
 from offchain.ton._wallet import WalletKey, localnet_mnemonic
 from offchain.ton.network import ChainContractProvider, LocalnetProvider, ToncenterProvider, WalletSender
 from offchain.ton.watcher import MessageReceived
@@ -211,11 +212,6 @@ def test_cooperative_close_pays_the_pool_exactly_the_charge_and_refunds_the_rest
 
 
 # ---- a unilateral close ----------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "offchain/router/_server.py: _on_change sets _redeem_now when a channel starts closing, but "
-    "_redeem_loop treats every wake-up by _redeem_now as a threshold round (redeem_all(min_amount="
-    "redeem_threshold)), so a closing channel that earned less than the threshold is not redeemed "
-    "before the close delay ends"))
 def test_router_redeems_what_it_earned_when_the_channel_starts_closing(net: Devnet, tmp_path: Path) -> None:
     """Below the threshold and long before the timer: the close delay is the router's last
     chance, so ChannelClosing must trigger a redeem of whatever was earned."""
@@ -248,7 +244,9 @@ def test_unilateral_close_is_refused_before_the_delay_and_refunds_after_it(net: 
             assert closing.state == ChannelState.CLOSING and closing.close_delay == CLOSE_DELAY
             assert of(ChannelClosing, await events(chain, channel))
 
-            await client.finish_close()  # too early: the chain refuses it, the channel stays closing
+            with pytest.raises(ContractRefused) as early:  # too early: refused, the channel stays closing
+                await client.finish_close()
+            assert early.value.exit_code == ExitCode.CLOSE_DELAY_NOT_OVER
             evs = await events(chain, channel)
             refused = [e for e in of(MessageReceived, evs) if e.op == Op.FINISH_CLOSE]
             assert refused and not refused[-1].success and refused[-1].exit_code == ExitCode.CLOSE_DELAY_NOT_OVER
