@@ -25,22 +25,35 @@ import contextlib
 import hashlib
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from nacl.exceptions import BadSignatureError
+from nacl.public import PrivateKey
 from nacl.signing import SigningKey, VerifyKey
 from pytoniq_core import Address
 from websockets.exceptions import ConnectionClosed
 
-from offchain.errors import ConfigError, ContractRefused, PeerError, PeerRejected, RequestFailed, StorageError
+from offchain.errors import (
+    CocoonError,
+    ConfigError,
+    ContractRefused,
+    InvalidMessage,
+    PeerError,
+    PeerRejected,
+    RequestFailed,
+    StorageError,
+)
 from offchain.mesh import Limits, Peer, connect, join
 from offchain.models import Tokenizer, WordCounter, builtin_models
+from offchain.protocol.sealing import open_answer, seal_request
 from offchain.protocol.units import compute_price
 from offchain.protocol.voucher import SignedVoucher, sign_voucher
 from offchain.protocol.wire import (
+    PLAIN,
     AccountState,
     CloseApproved,
     Embed,
@@ -48,11 +61,16 @@ from offchain.protocol.wire import (
     Error,
     ErrorCode,
     ListModels,
+    ListWorkers,
     ModelInfo,
     Models,
     RequestClose,
+    Sealed,
+    SealedInput,
     VoucherFrame,
     Welcome,
+    WorkerInfo,
+    Workers,
     receipt_digest,
     wire_address,
 )
@@ -86,6 +104,8 @@ class ClientConfig:
     max_coefficient: int | None = None  # default: the cheapest worker's, from the router's model list
     request_timeout: float = 60.0
     limits: Limits | None = None
+    seal: bool = True  # False sends plain inputs the router can read: a benchmark's baseline only
+    max_recipients: int = 8  # workers a sealed request is sealed to (the router picks, and retries, among them)
 
 
 @dataclass(frozen=True)
@@ -147,8 +167,19 @@ class CocoonClient:
     calls from many tasks of one event loop."""
 
     def __init__(
-        self, config: ClientConfig, *, chain: ChainProvider, wallet: Any, channel_key: SigningKey, store: Path | str
+        self,
+        config: ClientConfig,
+        *,
+        chain: ChainProvider,
+        wallet: Any,
+        channel_key: SigningKey,
+        store: Path | str,
+        verify_worker: Callable[[WorkerInfo], None] | None = None,
     ) -> None:
+        """`verify_worker` checks a worker's attestation against Root's allowlist and raises
+        (AttestationError) if it does not hold (offchain.attestation); a refused worker is
+        never sealed to. None accepts every worker the router lists (tests of the transport)."""
+        self.verify_worker = verify_worker
         self.config = config
         self.chain = chain
         self.wallet = wallet
@@ -170,6 +201,7 @@ class CocoonClient:
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()  # voucher arithmetic and connection setup
         self._models: dict[str, ModelInfo] = {}
+        self._workers: dict[str, list[WorkerInfo]] = {}  # model -> attested workers (checked by `verify_worker`)
         self._counters: dict[str, Any] = {}
 
     async def __aenter__(self) -> CocoonClient:
@@ -407,6 +439,32 @@ class CocoonClient:
                 log.info("router connection dropped; reconnecting")
         raise AssertionError("unreachable")
 
+    async def list_workers(self, model: str) -> list[WorkerInfo]:
+        """The workers serving `model` whose attestation `verify_worker` accepts (cached until a
+        request finds none of them fit)."""
+        rid = next(self._ids)
+        answer: Workers = await self._call(ListWorkers(id=rid, model=model), rid)
+        accepted = []
+        for w in answer.workers:
+            if self.verify_worker is not None:
+                try:
+                    self.verify_worker(w)
+                except CocoonError as err:
+                    log.warning("worker %s refused: %s", w.provider, err)
+                    continue
+            accepted.append(w)
+        self._workers[model] = accepted
+        return accepted
+
+    async def _candidates(self, model: str, coefficient: int) -> list[WorkerInfo]:
+        for fresh in (False, True):
+            if fresh or model not in self._workers:
+                await self.list_workers(model)
+            fit = [w for w in self._workers[model] if w.coefficient <= coefficient]
+            if fit:
+                return fit[: self.config.max_recipients]
+        raise RequestFailed(ErrorCode.NO_WORKER, f"no attested worker serves {model!r} at coefficient <= {coefficient}")
+
     async def _embed_once(self, inputs: list[Any], model: str) -> EmbeddingResult:
         info = self._models.get(model)
         if info is None:
@@ -417,6 +475,15 @@ class CocoonClient:
         channel = await self.channel()
         texts = inputs if isinstance(inputs[0], str) else []
         tokens = [] if texts else inputs
+        sealed: Sealed | None = None
+        ephemeral: PrivateKey | None = None
+        candidates: list[WorkerInfo] = []
+        if self.config.seal:
+            candidates = await self._candidates(model, coefficient)
+            sealed, ephemeral = seal_request(
+                SealedInput(texts=texts, tokens=tokens), [w.encryption_key for w in candidates]
+            )
+            texts, tokens = [], []
         async with self._lock:
             need = self.charged_compute + self.reserved + price
             v = self.latest
@@ -443,36 +510,58 @@ class CocoonClient:
                 voucher=VoucherFrame(compute=v.compute, data=v.data, signature=v.signature),
                 texts=texts,
                 tokens=tokens,
+                sealed=sealed,
             )
             pending = self._post(frame, rid, saved)  # leaves after `saved` is on disk, in signing order
             self.reserved += price
         try:
             answer: Embedded = await self._await(pending, rid)
+        except RequestFailed as err:
+            if err.code == ErrorCode.NO_WORKER:
+                self._workers.pop(model, None)  # the next request asks the router again
+            raise
         finally:
             self.reserved -= price
-        self._check_receipt(answer, units)
-        self._adopt(answer.account)
+        self._adopt(answer.account)  # the router's books, whatever we make of its answer
         # the router's charge, for the books: not awaited (the router's Welcome restores it
         # after a crash, and the voucher it depends on is already on disk)
         self._state.submit(
             [self._state.op_save(wire_address(channel.address), self.latest, self.charged_compute, self.charged_data)]
         ).add_done_callback(_log_failed_save)
-        vectors = np.frombuffer(answer.vectors, dtype="<f4").reshape(-1, answer.dim)
+        self._check_receipt(answer, units, sealed.client_key if sealed is not None else PLAIN)
+        blob = answer.vectors
+        if sealed is not None and ephemeral is not None:
+            worker = next((w for w in candidates if w.node_key == answer.worker_key), None)
+            if worker is None:
+                raise RequestFailed(ErrorCode.RESULT_REJECTED, "the answer comes from a worker it was not sealed to")
+            try:
+                blob = open_answer(answer.vectors, ephemeral, worker.encryption_key)
+            except InvalidMessage as err:
+                raise RequestFailed(ErrorCode.RESULT_REJECTED, str(err)) from err
+        vectors = np.frombuffer(blob, dtype="<f4").reshape(-1, answer.dim)
         return EmbeddingResult(
             vectors=vectors, units=answer.units, cost=answer.cost, model=answer.model, worker=answer.worker
         )
 
-    def _check_receipt(self, answer: Embedded, units: int) -> None:
+    def _check_receipt(self, answer: Embedded, units: int, client_key: bytes) -> None:
         r = answer.receipt
         if r.result_hash != hashlib.sha256(answer.vectors).digest() or r.units != answer.units or r.units > units:
-            raise RequestFailed(ErrorCode.WORKER_FAILED, "the worker's receipt does not match the answer")
+            raise RequestFailed(ErrorCode.RESULT_REJECTED, "the worker's receipt does not match the answer")
+        if r.client_key != client_key:
+            raise RequestFailed(ErrorCode.RESULT_REJECTED, "the worker's receipt names another request key")
         try:
             VerifyKey(answer.worker_key).verify(
-                receipt_digest(request=r.request, model_hash=r.model_hash, units=r.units, result_hash=r.result_hash),
+                receipt_digest(
+                    request=r.request,
+                    model_hash=r.model_hash,
+                    units=r.units,
+                    result_hash=r.result_hash,
+                    client_key=r.client_key,
+                ),
                 r.signature,
             )
         except BadSignatureError as err:
-            raise RequestFailed(ErrorCode.WORKER_FAILED, "the worker's receipt signature is invalid") from err
+            raise RequestFailed(ErrorCode.RESULT_REJECTED, "the worker's receipt signature is invalid") from err
         if answer.cost > compute_price(answer.units, self.unit_price, answer.coefficient):
             raise RequestFailed(ErrorCode.INTERNAL, "the router charged more than the worker's price")
 

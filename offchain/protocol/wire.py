@@ -37,6 +37,7 @@ __all__ = [
     "MAX_INPUTS",
     "MAX_INPUT_CHARS",
     "MAX_TOKEN_IDS",
+    "PLAIN",
     "PROTOCOL_VERSION",
     "AccountState",
     "Challenge",
@@ -48,18 +49,24 @@ __all__ = [
     "Frame",
     "Hello",
     "ListModels",
+    "ListWorkers",
     "Load",
     "ModelInfo",
     "ModelOffer",
     "Models",
     "Offer",
     "Receipt",
+    "Recipient",
     "RequestClose",
     "Role",
+    "Sealed",
+    "SealedInput",
     "VoucherFrame",
     "Welcome",
     "Work",
     "WorkDone",
+    "WorkerInfo",
+    "Workers",
     "decode",
     "encode",
     "frame_id",
@@ -68,7 +75,7 @@ __all__ = [
     "wire_address",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: sealed requests, receipts bind the answer's key
 MAX_FRAME_BYTES = 4 * 1024 * 1024
 """Largest frame an agent accepts (4 MiB: 2048 inputs of ~2 KB, or 2048 x 384 float32 vectors
 in one answer). A larger one gets `FRAME_TOO_LARGE` and is dropped; the connection goes on."""
@@ -107,6 +114,7 @@ class ErrorCode(IntEnum):
     TIMEOUT = 41
     BUSY = 42  # e.g. a close asked for while requests are in flight
     SHUTTING_DOWN = 43
+    RESULT_REJECTED = 44  # the client refused an answer: not sealed to it, or not signed by its worker
     INTERNAL = 50
 
 
@@ -186,11 +194,38 @@ class ModelOffer(msgspec.Struct, frozen=True):
 
 
 class Offer(_Frame):
-    """Worker -> router after Welcome (and again whenever it changes)."""
+    """Worker -> router after Welcome (and again whenever it changes).
+
+    `encryption_key` is the X25519 key requests are sealed to, generated at the worker's
+    start; `evidence` is its attestation (offchain.attestation's encoding), which binds
+    that key and the node key to the measured image: clients check it themselves."""
 
     models: Annotated[list[ModelOffer], Meta(max_length=64)]
     coefficient: Coefficient
     capacity: Annotated[int, Meta(ge=1, le=100_000)]  # requests it takes at once
+    encryption_key: Key32
+    evidence: Annotated[bytes, Meta(max_length=64 * 1024)] = b""
+
+
+class ListWorkers(_Frame):
+    """Client -> router: the workers serving `model` now, with their attestations."""
+
+    id: U64
+    model: Name
+
+
+class WorkerInfo(msgspec.Struct, frozen=True):
+    provider: Addr
+    node_key: Key32
+    encryption_key: Key32
+    coefficient: Coefficient
+    evidence: bytes
+
+
+class Workers(_Frame):
+    id: U64
+    model: Name
+    workers: Annotated[list[WorkerInfo], Meta(max_length=256)]
 
 
 class Load(_Frame):
@@ -226,8 +261,38 @@ class VoucherFrame(msgspec.Struct, frozen=True):
     signature: Sig64
 
 
+class Recipient(msgspec.Struct, frozen=True):
+    """One worker a sealed request may go to: the request's key, sealed to that worker."""
+
+    worker: Key32  # the worker's encryption key
+    key_box: Annotated[bytes, Meta(max_length=128)]  # Box(client ephemeral, worker).encrypt(request key)
+
+
+class Sealed(msgspec.Struct, frozen=True):
+    """A request only its recipients can read (DESIGN.md, "Sealing").
+
+    The payload (a msgpack `SealedInput`) is encrypted once with a fresh random key
+    (XSalsa20-Poly1305, PyNaCl SecretBox); that key is sealed to each candidate worker with
+    PyNaCl Box between a fresh per-request client key and the worker's attested encryption
+    key. The router may pick any recipient, and retry on another, without reading a word;
+    the worker seals its answer to `client_key`."""
+
+    client_key: Key32  # the request's ephemeral X25519 public key
+    recipients: Annotated[list[Recipient], Meta(min_length=1, max_length=16)]
+    payload: Annotated[bytes, Meta(max_length=MAX_FRAME_BYTES)]
+
+
+class SealedInput(msgspec.Struct, frozen=True):
+    """What a sealed payload holds (exactly one of the two is non-empty)."""
+
+    texts: Annotated[list[Text], Meta(max_length=MAX_INPUTS)] = []
+    tokens: Annotated[list[TokenIds], Meta(max_length=MAX_INPUTS)] = []
+
+
 class Embed(_Frame):
-    """Client -> router: embed `texts` (or pre-tokenized `tokens`: exactly one is non-empty).
+    """Client -> router: embed a `sealed` input (the SDK's only path), or plain `texts` /
+    pre-tokenized `tokens` (a router sees these: kept for benchmarks' sealing-off baseline
+    and for debugging). Exactly one of the three is given.
 
     `units` is what the client counted (offchain.models' tokenizer); the worker refuses the
     request if its input has more. The voucher must cover what the router has charged, what
@@ -241,14 +306,16 @@ class Embed(_Frame):
     voucher: VoucherFrame
     texts: Annotated[list[Text], Meta(max_length=MAX_INPUTS)] = []
     tokens: Annotated[list[TokenIds], Meta(max_length=MAX_INPUTS)] = []
+    sealed: Sealed | None = None
 
 
 class Work(_Frame):
-    """Router -> worker: one request to run (the router's own id)."""
+    """Router -> worker: one request to run (the router's own id), as the client sent it."""
 
     id: U64
     model: Name
     units: U64
+    sealed: Sealed | None = None
     texts: Annotated[list[Text], Meta(max_length=MAX_INPUTS)] = []
     tokens: Annotated[list[TokenIds], Meta(max_length=MAX_INPUTS)] = []
 
@@ -259,7 +326,8 @@ class Receipt(msgspec.Struct, frozen=True):
     request: U64  # the router's Work id
     model_hash: Key32
     units: U64
-    result_hash: Key32  # sha256 of `vectors`
+    result_hash: Key32  # sha256 of `vectors` (the sealed answer, when sealed)
+    client_key: Key32  # the sealed request's ephemeral key the answer is sealed to; zeros when plain
     signature: Sig64  # worker node key over receipt_digest(...)
 
 
@@ -313,6 +381,8 @@ Frame = (
     | Load
     | ListModels
     | Models
+    | ListWorkers
+    | Workers
     | Embed
     | Work
     | WorkDone
@@ -377,8 +447,14 @@ def hello_digest(challenge: Challenge, *, role: str, owner: str, node_key: bytes
     return h.digest()
 
 
-def receipt_digest(*, request: int, model_hash: bytes, units: int, result_hash: bytes) -> bytes:
-    """What a worker signs for each request it served."""
+PLAIN = bytes(32)
+"""`Receipt.client_key` of a plain (unsealed) request."""
+
+
+def receipt_digest(*, request: int, model_hash: bytes, units: int, result_hash: bytes, client_key: bytes) -> bytes:
+    """What a worker signs for each request it served: binding the answer's hash to the key
+    it says it sealed the answer to, so an answer sealed elsewhere is provable fraud."""
     return hashlib.sha256(
-        b"cocoon/receipt/v1\x00" + request.to_bytes(8, "big") + model_hash + units.to_bytes(8, "big") + result_hash
+        b"cocoon/receipt/v2\x00" + request.to_bytes(8, "big") + model_hash + units.to_bytes(8, "big") + result_hash
+        + client_key
     ).digest()

@@ -203,6 +203,8 @@ class WorkerState:
     in_flight: int = 0  # what the router has sent it and not heard back
     latency: float = 0.05  # seconds, exponentially averaged
     reputation: float = 1.0  # 0 < r <= 1: falls on failures, recovers on success
+    encryption_key: bytes = b""  # X25519: what sealed requests name it by
+    evidence: bytes = b""  # its attestation, passed on to clients
 
     def price(self, units: int, unit_price: int) -> int:
         return compute_price(units, unit_price, self.coefficient)
@@ -221,13 +223,22 @@ class WorkerState:
 
 
 def choose_worker(
-    workers: Iterable[WorkerState], *, model: str, max_coefficient: int, exclude: frozenset[str] = frozenset()
+    workers: Iterable[WorkerState],
+    *,
+    model: str,
+    max_coefficient: int,
+    exclude: frozenset[str] = frozenset(),
+    keys: frozenset[bytes] | None = None,
 ) -> WorkerState | None:
-    """The best worker for `model` (see the module doc), or None if none qualifies."""
+    """The best worker for `model` (see the module doc), or None if none qualifies.
+
+    `keys`: for a sealed request, the encryption keys of the workers it is sealed to."""
     best: WorkerState | None = None
     best_score = math.inf
     for w in workers:
         if model not in w.models or w.coefficient > max_coefficient or w.session in exclude:
+            continue
+        if keys is not None and w.encryption_key not in keys:
             continue
         if w.in_flight >= w.capacity:
             continue

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from nacl.signing import SigningKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
 from pytoniq_core import Address
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -37,6 +38,7 @@ from offchain.mesh import Limits, Peer, accept_peer
 from offchain.protocol.units import compute_price
 from offchain.protocol.voucher import SignedVoucher, sign_close_approval
 from offchain.protocol.wire import (
+    PLAIN,
     AccountState,
     CloseApproved,
     Embed,
@@ -45,6 +47,7 @@ from offchain.protocol.wire import (
     ErrorCode,
     Hello,
     ListModels,
+    ListWorkers,
     Load,
     ModelInfo,
     ModelOffer,
@@ -54,6 +57,9 @@ from offchain.protocol.wire import (
     Welcome,
     Work,
     WorkDone,
+    WorkerInfo,
+    Workers,
+    receipt_digest,
     wire_address,
 )
 from offchain.router._core import Account, Reservation, WorkerState, choose_worker
@@ -249,6 +255,8 @@ class Router:
             models={},
             coefficient=offer.coefficient,
             capacity=offer.capacity,
+            encryption_key=offer.encryption_key,
+            evidence=offer.evidence,
         )
         await self._apply_offer(peer, state, offer)
         self.workers[session] = state
@@ -332,6 +340,8 @@ class Router:
                             t.add_done_callback(lambda _t, i=frame.id: in_flight.pop(i, None))
                     elif isinstance(frame, ListModels):
                         await peer.send(Models(id=frame.id, models=self.models()))
+                    elif isinstance(frame, ListWorkers):
+                        await peer.send(Workers(id=frame.id, model=frame.model, workers=self.workers_for(frame.model)))
                     elif isinstance(frame, RequestClose):
                         await self._approve_close(peer, account, frame)
                     else:
@@ -386,6 +396,20 @@ class Router:
         """Client connections open now (a channel may have several)."""
         return sum(len(peers) for peers in self._client_peers.values())
 
+    def workers_for(self, model: str) -> list[WorkerInfo]:
+        """The connected workers serving `model`, with the attestations a client checks itself."""
+        return [
+            WorkerInfo(
+                provider=w.provider,
+                node_key=w.node_key,
+                encryption_key=w.encryption_key,
+                coefficient=w.coefficient,
+                evidence=w.evidence,
+            )
+            for w in self.workers.values()
+            if model in w.models
+        ][:256]
+
     def models(self) -> list[ModelInfo]:
         """The models connected workers serve now, with their cheapest coefficient."""
         out: dict[str, ModelInfo] = {}
@@ -414,8 +438,8 @@ class Router:
             await peer.send(answer)
 
     async def _serve_embed(self, account: Account, req: Embed) -> Embedded:
-        if bool(req.texts) == bool(req.tokens):
-            raise RequestFailed(ErrorCode.INVALID_INPUT, "give exactly one of texts or tokens, not empty")
+        if (bool(req.texts) + bool(req.tokens) + (req.sealed is not None)) != 1:
+            raise RequestFailed(ErrorCode.INVALID_INPUT, "give exactly one of sealed, texts or tokens, not empty")
         if self._shutting_down:
             raise RequestFailed(ErrorCode.SHUTTING_DOWN, "the router is shutting down")
         if not any(req.model in w.models for w in self.workers.values()):
@@ -471,9 +495,15 @@ class Router:
     ) -> tuple[WorkDone, WorkerState, float]:
         tried: set[str] = set()
         last = "no worker"
-        for _attempt in range(2):  # the first worker, then one retry elsewhere
+        keys = frozenset(r.worker for r in req.sealed.recipients) if req.sealed is not None else None
+        client_key = req.sealed.client_key if req.sealed is not None else PLAIN
+        for _attempt in range(2):  # the first worker, then one retry elsewhere (among the recipients)
             worker = choose_worker(
-                self.workers.values(), model=req.model, max_coefficient=req.max_coefficient, exclude=frozenset(tried)
+                self.workers.values(),
+                model=req.model,
+                max_coefficient=req.max_coefficient,
+                exclude=frozenset(tried),
+                keys=keys,
             )
             if worker is None:
                 if not tried:
@@ -489,10 +519,13 @@ class Router:
             if isinstance(result, tuple):
                 done, seconds = result
                 expected = hashlib.sha256(done.vectors).digest()
+                r = done.receipt
                 if (
-                    done.receipt.units <= req.units
-                    and done.receipt.result_hash == expected
-                    and done.receipt.model_hash == worker.models.get(req.model)
+                    r.units <= req.units
+                    and r.result_hash == expected
+                    and r.model_hash == worker.models.get(req.model)
+                    and r.client_key == client_key
+                    and _signed_by(worker.node_key, r)
                 ):
                     worker.observe(ok=True, seconds=seconds)
                     return done, worker, seconds
@@ -521,7 +554,11 @@ class Router:
             if peer is None:
                 return Error(id=wid, code=ErrorCode.WORKER_FAILED, message="the worker disconnected")
             try:
-                await peer.send(Work(id=wid, model=req.model, units=req.units, texts=req.texts, tokens=req.tokens))
+                await peer.send(
+                    Work(
+                        id=wid, model=req.model, units=req.units, texts=req.texts, tokens=req.tokens, sealed=req.sealed
+                    )
+                )
                 answer = await asyncio.wait_for(fut, self.config.request_timeout)
             except ConnectionClosed:
                 return Error(id=wid, code=ErrorCode.WORKER_FAILED, message="the worker disconnected")
@@ -637,3 +674,15 @@ class Router:
             return 0
         finally:
             self._redeeming.pop(acc.address, None)
+
+
+def _signed_by(node_key: bytes, r: Any) -> bool:
+    """Whether the worker with `node_key` signed receipt `r` (the router bills by it)."""
+    digest = receipt_digest(
+        request=r.request, model_hash=r.model_hash, units=r.units, result_hash=r.result_hash, client_key=r.client_key
+    )
+    try:
+        VerifyKey(node_key).verify(digest, r.signature)
+    except BadSignatureError:
+        return False
+    return True

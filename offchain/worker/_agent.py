@@ -25,13 +25,26 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from offchain.errors import CocoonError, InvalidMessage, RequestFailed
 from offchain.mesh import Limits, Peer, connect, join
 from offchain.models import Batcher, ModelSpec
-from offchain.protocol.wire import Error, ErrorCode, Load, ModelOffer, Offer, Receipt, Work, WorkDone, receipt_digest
+from offchain.protocol.sealing import open_request, seal_answer
+from offchain.protocol.wire import (
+    PLAIN,
+    Error,
+    ErrorCode,
+    Load,
+    ModelOffer,
+    Offer,
+    Receipt,
+    Work,
+    WorkDone,
+    receipt_digest,
+)
 
 __all__ = ["ServedModel", "Worker", "WorkerConfig"]
 
@@ -64,10 +77,23 @@ class ServedModel:
 class Worker:
     """The worker agent (see the module doc). `run()` is the only coroutine to start."""
 
-    def __init__(self, config: WorkerConfig, *, key: SigningKey, owner: str, models: dict[str, ServedModel]) -> None:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        *,
+        key: SigningKey,
+        owner: str,
+        models: dict[str, ServedModel],
+        encryption_key: PrivateKey | None = None,
+        evidence: bytes = b"",
+    ) -> None:
+        """`encryption_key` (X25519) is what clients seal to: made at start, inside the attested
+        environment, and bound with the node key into `evidence` (the attestation)."""
         self.config = config
         self.key = key
         self.node_key = bytes(key.verify_key)
+        self.encryption_key = encryption_key or PrivateKey.generate()
+        self.evidence = evidence
         self.owner = owner
         self.models = models
         self.connected = asyncio.Event()
@@ -112,6 +138,8 @@ class Worker:
                     models=[m.offer for m in self.models.values()],
                     coefficient=self.config.coefficient,
                     capacity=self.config.capacity,
+                    encryption_key=bytes(self.encryption_key.public_key),
+                    evidence=self.evidence,
                 )
             )
             self.connected.set()
@@ -172,7 +200,20 @@ class Worker:
         served = self.models.get(work.model)
         if served is None:
             raise RequestFailed(ErrorCode.UNKNOWN_MODEL, f"this worker does not serve {work.model!r}")
-        inputs: list[Any] = list(work.texts) if work.texts else [list(t) for t in work.tokens]
+        plain = work.texts or work.tokens
+        if work.sealed is not None and plain:
+            raise RequestFailed(ErrorCode.INVALID_INPUT, "a request is sealed or plain, not both")
+        if work.sealed is not None:
+            try:
+                opened = open_request(work.sealed, self.encryption_key)
+            except InvalidMessage as err:
+                raise RequestFailed(ErrorCode.INVALID_INPUT, str(err)) from err
+            texts, tokens = opened.texts, opened.tokens
+        else:
+            texts, tokens = work.texts, work.tokens
+        if texts and tokens:
+            raise RequestFailed(ErrorCode.INVALID_INPUT, "give texts or tokens, not both")
+        inputs: list[Any] = list(texts) if texts else [list(t) for t in tokens]
         if not inputs:
             raise RequestFailed(ErrorCode.INVALID_INPUT, "no input")
         try:
@@ -188,9 +229,19 @@ class Worker:
         except InvalidMessage as err:
             raise RequestFailed(ErrorCode.INVALID_INPUT, str(err)) from err
         blob = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+        client_key = PLAIN
+        if work.sealed is not None:
+            client_key = work.sealed.client_key
+            blob = seal_answer(blob, self.encryption_key, client_key)
         result_hash = hashlib.sha256(blob).digest()
         sig = self.key.sign(
-            receipt_digest(request=work.id, model_hash=served.spec.hash, units=units, result_hash=result_hash)
+            receipt_digest(
+                request=work.id,
+                model_hash=served.spec.hash,
+                units=units,
+                result_hash=result_hash,
+                client_key=client_key,
+            )
         ).signature
         self.served += 1
         return WorkDone(
@@ -198,7 +249,12 @@ class Worker:
             dim=served.spec.dim,
             vectors=blob,
             receipt=Receipt(
-                request=work.id, model_hash=served.spec.hash, units=units, result_hash=result_hash, signature=sig
+                request=work.id,
+                model_hash=served.spec.hash,
+                units=units,
+                result_hash=result_hash,
+                client_key=client_key,
+                signature=sig,
             ),
         )
 

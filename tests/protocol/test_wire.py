@@ -18,17 +18,22 @@ from offchain.protocol.wire import (
     ErrorCode,
     Hello,
     ListModels,
+    ListWorkers,
     Load,
     ModelInfo,
     ModelOffer,
     Models,
     Offer,
     Receipt,
+    Recipient,
     RequestClose,
+    Sealed,
     VoucherFrame,
     Welcome,
     Work,
     WorkDone,
+    WorkerInfo,
+    Workers,
 )
 
 ADDR = "0:" + "ab" * 32
@@ -42,7 +47,7 @@ def voucher() -> VoucherFrame:
 
 
 def receipt() -> Receipt:
-    return Receipt(request=7, model_hash=K, units=12, result_hash=K, signature=SIG)
+    return Receipt(request=7, model_hash=K, units=12, result_hash=K, client_key=wire.PLAIN, signature=SIG)
 
 
 def account() -> AccountState:
@@ -75,7 +80,13 @@ FRAMES = [
     Hello(version=1, role="worker", owner=ADDR, node_key=K, signature=SIG, agent="cocoon-worker/1"),
     Welcome(session="s1", compute_unit_price=100, data_unit_price=3),
     Welcome(session="s2", compute_unit_price=100, data_unit_price=3, account=account()),
-    Offer(models=[ModelOffer(name="bge-small", hash=K, dim=384, max_tokens=512)], coefficient=1500, capacity=8),
+    Offer(
+        models=[ModelOffer(name="bge-small", hash=K, dim=384, max_tokens=512)],
+        coefficient=1500,
+        capacity=8,
+        encryption_key=K,
+        evidence=b"quote",
+    ),
     Load(queued=3),
     ListModels(id=9),
     Models(id=9, models=[ModelInfo(name="bge-small", hash=K, dim=384, max_tokens=512, workers=2, min_coefficient=900)]),
@@ -100,6 +111,20 @@ FRAMES = [
     CloseApproved(id=4, compute=5, data=1, signature=SIG),
     Error(id=None, code=int(ErrorCode.BAD_FRAME), message="bad"),
     Error(id=5, code=int(ErrorCode.NO_WORKER)),
+    # sealing (appended: tests below name frames by index)
+    ListWorkers(id=8, model="bge-small"),
+    Workers(
+        id=8,
+        model="bge-small",
+        workers=[WorkerInfo(provider=ADDR, node_key=K, encryption_key=K, coefficient=1000, evidence=b"quote")],
+    ),
+    Work(
+        id=2,
+        model="bge-small",
+        units=4,
+        sealed=Sealed(client_key=K, recipients=[Recipient(worker=K, key_box=SIG)], payload=b"ciphertext"),
+    ),
+    embed(texts=[], sealed=Sealed(client_key=K, recipients=[Recipient(worker=K, key_box=SIG)], payload=b"c")),
 ]
 
 
