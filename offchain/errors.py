@@ -16,7 +16,20 @@
     │   └── RequestFailed       a peer answered a request with a typed Error frame
     ├── PeerError
     │   ├── PeerRejected
-    │   └── AttestationError
+    │   └── AttestationError            offchain.attestation refused a worker's evidence
+    │       ├── EvidenceMalformed       the evidence (quote, dev quote, key) cannot be decoded
+    │       ├── UnsupportedEvidence     not a kind this verifier checks (an SGX quote, an unknown kind)
+    │       ├── DevNotAllowed           dev evidence while Root does not allow dev attestation
+    │       ├── ReportDataMismatch      the quote does not bind this node key and encryption key
+    │       ├── DebugTdRefused          the TD runs with its DEBUG attribute set
+    │       ├── CollateralMissing       no collateral sent and none cached for the quote's FMSPC
+    │       ├── CollateralExpired       collateral or a certificate is not valid at `now`
+    │       ├── CollateralInvalid       collateral not Intel's, not parseable, or for another platform
+    │       ├── QuoteSignatureInvalid   the report's own signature fails (header + TD report; dev quote)
+    │       ├── QuoteCertificationInvalid  the signing key is not certified (QE report, PCK chain)
+    │       ├── TcbRejected             the platform's TCB status or an advisory is outside the policy
+    │       ├── ImageNotAllowed         the image measurement is not in Root's allowlist
+    │       └── QuoteRejected           any other refusal by dcap-qvl (`reason` is its message)
     ├── ConfigError
     └── StorageError
 
@@ -31,20 +44,33 @@ __all__ = [
     "BuildError",
     "ChainError",
     "CocoonError",
+    "CollateralExpired",
+    "CollateralInvalid",
+    "CollateralMissing",
     "ConfigError",
     "ContractRefused",
+    "DebugTdRefused",
+    "DevNotAllowed",
     "EmulationError",
+    "EvidenceMalformed",
     "GetMethodError",
+    "ImageNotAllowed",
     "InvalidMessage",
     "InvalidSignature",
     "PeerError",
     "PeerRejected",
     "ProtocolError",
     "ProviderError",
+    "QuoteCertificationInvalid",
+    "QuoteRejected",
+    "QuoteSignatureInvalid",
+    "ReportDataMismatch",
     "RequestFailed",
     "StaleVoucher",
     "StorageError",
+    "TcbRejected",
     "TimeError",
+    "UnsupportedEvidence",
     "VoucherOverspent",
 ]
 
@@ -163,7 +189,126 @@ class PeerRejected(PeerError):
 
 
 class AttestationError(PeerError):
-    pass
+    """A worker's attestation evidence was refused (`offchain.attestation`); `reason` says why."""
+
+    def __init__(self, reason: str = "attestation refused") -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class EvidenceMalformed(AttestationError):
+    """The evidence cannot be decoded: `what` names the part (quote, collateral, dev quote, key)."""
+
+    def __init__(self, what: str, detail: str) -> None:
+        self.what = what
+        self.detail = detail
+        super().__init__(f"malformed {what}: {detail}")
+
+
+class UnsupportedEvidence(AttestationError):
+    """Evidence of a kind this verifier does not check (an SGX quote for the TDX verifier)."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        self.kind = kind
+        self.detail = detail
+        super().__init__(f"unsupported {kind!r} evidence: {detail}")
+
+
+class DevNotAllowed(AttestationError):
+    """Dev (insecure, self-declared) evidence while Root's params do not allow dev attestation."""
+
+    def __init__(self) -> None:
+        super().__init__("dev attestation is not allowed by Root's params")
+
+
+class ReportDataMismatch(AttestationError):
+    """The quote's report data is not the binding of this node key and encryption key."""
+
+    def __init__(self, expected: bytes, actual: bytes) -> None:
+        self.expected = expected
+        self.actual = actual
+        msg = f"report data {actual.hex()[:16]}.. does not bind these keys (expected {expected.hex()[:16]}..)"
+        super().__init__(msg)
+
+
+class DebugTdRefused(AttestationError):
+    """The TD's attributes have DEBUG set: its memory is open to the host."""
+
+    def __init__(self, td_attributes: bytes) -> None:
+        self.td_attributes = td_attributes
+        super().__init__(f"debug TD refused (td_attributes {td_attributes.hex()})")
+
+
+class CollateralMissing(AttestationError):
+    """No collateral came with the quote and none is cached for its FMSPC."""
+
+    def __init__(self, fmspc: bytes) -> None:
+        self.fmspc = fmspc
+        super().__init__(f"no collateral sent and none cached for FMSPC {fmspc.hex().upper()}")
+
+
+class CollateralExpired(AttestationError):
+    """The collateral (a CRL, TCB info, QE identity) or a certificate is not valid at `now`."""
+
+    def __init__(self, now: int, detail: str) -> None:
+        self.now = now
+        self.detail = detail
+        super().__init__(f"collateral not valid at {now}: {detail}")
+
+
+class CollateralInvalid(AttestationError):
+    """The collateral is not parseable, not signed by Intel, or not for this quote's platform."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(f"invalid collateral: {detail}")
+
+
+class QuoteSignatureInvalid(AttestationError):
+    """The report's own signature fails: the attestation key's over header + TD report (a change
+    to either or to the signature), or the node key's over a dev quote."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(f"quote signature invalid: {detail}")
+
+
+class QuoteCertificationInvalid(AttestationError):
+    """The key that signed the report is not vouched for by Intel: QE report, its signature or hash,
+    the PCK certificate chain (or a revoked PCK certificate)."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(f"quote certification invalid: {detail}")
+
+
+class TcbRejected(AttestationError):
+    """The platform's TCB status (or one of its advisories) is outside the verifier's policy;
+    `status` is None when dcap-qvl found no TCB level at all."""
+
+    def __init__(self, status: str | None, advisory_ids: tuple[str, ...] = (), *, detail: str = "") -> None:
+        self.status = status
+        self.advisory_ids = advisory_ids
+        self.detail = detail
+        what = f"TCB status {status!r}" if status is not None else "no TCB status"
+        adv = f", advisories {list(advisory_ids)}" if advisory_ids else ""
+        super().__init__(f"{what}{adv} refused{': ' + detail if detail else ''}")
+
+
+class ImageNotAllowed(AttestationError):
+    """The image measurement (32 bytes; Root's allowlist holds it as uint256) is not allowed."""
+
+    def __init__(self, measurement: bytes) -> None:
+        self.measurement = measurement
+        super().__init__(f"image {measurement.hex()} is not in Root's image allowlist")
+
+
+class QuoteRejected(AttestationError):
+    """dcap-qvl refused the quote for a reason none of the other classes names."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(f"quote rejected: {detail}")
 
 
 class ConfigError(CocoonError):
