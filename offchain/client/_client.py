@@ -56,6 +56,8 @@ from offchain.protocol.wire import (
     PLAIN,
     AccountState,
     CloseApproved,
+    Dispute,
+    DisputeSettled,
     Embed,
     Embedded,
     Error,
@@ -537,11 +539,32 @@ class CocoonClient:
             try:
                 blob = open_answer(answer.vectors, ephemeral, worker.encryption_key)
             except InvalidMessage as err:
-                raise RequestFailed(ErrorCode.RESULT_REJECTED, str(err)) from err
+                refunded = await self._dispute(answer, ephemeral)
+                raise RequestFailed(ErrorCode.RESULT_REJECTED, f"{err}; disputed, {refunded} nanoTON refunded") from err
         vectors = np.frombuffer(blob, dtype="<f4").reshape(-1, answer.dim)
         return EmbeddingResult(
             vectors=vectors, units=answer.units, cost=answer.cost, model=answer.model, worker=answer.worker
         )
+
+    async def _dispute(self, answer: Embedded, ephemeral: PrivateKey) -> int:
+        """Prove to the router that `answer` does not open (revealing this request's single-use
+        key) and take back its charge; returns what was refunded (0 if the router refused)."""
+        rid = next(self._ids)
+        try:
+            settled: DisputeSettled = await self._call(
+                Dispute(id=rid, receipt=answer.receipt, answer=answer.vectors, ephemeral=bytes(ephemeral)), rid
+            )
+        except RequestFailed as err:
+            log.warning("the router refused the dispute: %s", err)
+            return 0
+        self._adopt_refund(settled.account)
+        return settled.refunded
+
+    def _adopt_refund(self, acc: AccountState) -> None:
+        """After a refund the router's charge went down: take it (our books only ever took the
+        higher of the two)."""
+        self.charged_compute = min(acc.charged_compute, self.latest.compute if self.latest else 0)
+        self.charged_data = min(acc.charged_data, self.latest.data if self.latest else 0)
 
     def _check_receipt(self, answer: Embedded, units: int, client_key: bytes) -> None:
         r = answer.receipt

@@ -150,7 +150,8 @@ class Devnet:
         )
         self.root = dep.root.address.to_str(is_user_friendly=False)
 
-    def _agent(self, name: str, command: list[str], values: dict[str, Any], wallet: int, timeout: float) -> Proc:
+    def _agent(self, name: str, command: list[str], values: dict[str, Any], wallet: int, timeout: float,
+               *, module: str = "offchain.cli", env: dict[str, str] | None = None) -> Proc:
         cfg = self.workdir / f"{name}.toml"
         ready = self.workdir / f"{name}.ready.json"
         cfg.write_text(
@@ -166,7 +167,8 @@ class Devnet:
             )
         )
         p = self.sup.start(
-            name, ["-m", "offchain.cli", *command, "--config", str(cfg)], env=wallet_env(wallet), ready_file=ready
+            name, ["-m", module, *command, "--config", str(cfg)], env={**wallet_env(wallet), **(env or {})},
+            ready_file=ready,
         )
         self.sup.wait_ready(p, timeout=timeout)
         return p
@@ -190,7 +192,10 @@ class Devnet:
         self.router = p.info
         return p.info
 
-    def start_worker(self, i: int, **extra: Any) -> Proc:
+    def start_worker(self, i: int, *, module: str = "offchain.cli", env: dict[str, str] | None = None,
+                     **extra: Any) -> Proc:
+        """Worker `i` (wallet FIRST_WORKER + i). `module` runs instead of the `cocoon` command
+        (a test's modified worker takes the same arguments); `extra` goes into its config."""
         self.progress(f"worker {i} (registers as a gpu provider)")
         coeffs = self.config.coefficients
         p = self._agent(
@@ -208,6 +213,8 @@ class Devnet:
             },
             FIRST_WORKER + i,
             120,
+            module=module,
+            env=env,
         )
         if p not in self.workers:
             self.workers.append(p)

@@ -84,6 +84,8 @@ ERROR_TABLE: Mapping[ErrorCode, ErrorSpec] = MappingProxyType({
     ErrorCode.SHUTTING_DOWN: _spec(503, "server_error", "shutting_down", "The network is shutting down"),
     ErrorCode.TIMEOUT: _spec(504, "server_error", "timeout", "The request timed out"),
     ErrorCode.WORKER_FAILED: _spec(502, "server_error", "worker_failed", "The worker failed to serve the request"),
+    ErrorCode.RESULT_REJECTED: _spec(502, "server_error", "result_rejected",
+                                     "The worker's answer failed the client's checks (not charged)"),
 })
 """ErrorCode -> HTTP. Codes absent from it (handshake, framing, INTERNAL, unknown numbers)
 are `INTERNAL`: the gateway's own link to the router is broken, not the caller's request."""

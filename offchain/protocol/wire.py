@@ -42,6 +42,8 @@ __all__ = [
     "AccountState",
     "Challenge",
     "CloseApproved",
+    "Dispute",
+    "DisputeSettled",
     "Embed",
     "Embedded",
     "Error",
@@ -115,6 +117,7 @@ class ErrorCode(IntEnum):
     BUSY = 42  # e.g. a close asked for while requests are in flight
     SHUTTING_DOWN = 43
     RESULT_REJECTED = 44  # the client refused an answer: not sealed to it, or not signed by its worker
+    DISPUTE_REFUSED = 45  # the dispute's proof does not hold (the answer opens, or the receipt is not the worker's)
     INTERNAL = 50
 
 
@@ -354,6 +357,25 @@ class Embedded(_Frame):
     account: AccountState
 
 
+class Dispute(_Frame):
+    """Client -> router: the answer to request `receipt.request` does not open with the key
+    it was sealed to. `ephemeral` is that request's (single-use) ephemeral secret: with it the
+    router checks, without trusting anyone, that the worker's signed receipt names this
+    answer and this key and that the answer does not open, then refunds the charge. (It also
+    lets the router read that one request: the client chooses to reveal it.)"""
+
+    id: U64
+    receipt: Receipt
+    answer: Annotated[bytes, Meta(max_length=MAX_FRAME_BYTES)]
+    ephemeral: Key32
+
+
+class DisputeSettled(_Frame):
+    id: U64
+    refunded: Nano
+    account: AccountState
+
+
 class RequestClose(_Frame):
     """Client -> router: sign the final totals so that the channel can close at once."""
 
@@ -387,6 +409,8 @@ Frame = (
     | Work
     | WorkDone
     | Embedded
+    | Dispute
+    | DisputeSettled
     | RequestClose
     | CloseApproved
     | Error

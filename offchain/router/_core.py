@@ -134,6 +134,23 @@ class Account:
         self.reserved_data += data
         return Reservation(self.address, compute, data), not same
 
+    def refund(self, compute: int) -> None:
+        """Take back a charge proven wrong (a disputed answer): it becomes the client's credit.
+
+        A voucher earned only thanks to that charge is no longer earned: it goes back among
+        the held ones until the charge passes it again, so the router never redeems it.
+
+        Raises:
+            ValueError: more than is charged.
+        """
+        if not 0 <= compute <= self.charged_compute:
+            raise ValueError(f"refund {compute} is outside 0..{self.charged_compute}")
+        self.charged_compute -= compute
+        while self.redeemable is not None and (self.redeemable.compute > self.charged_compute
+                                               or self.redeemable.data > self.charged_data):
+            self.pending.insert(0, self.redeemable)
+            self.redeemable = None
+
     def release(self, r: Reservation) -> None:
         """A request failed: its reservation goes, nothing is charged.
 

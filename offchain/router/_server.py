@@ -23,24 +23,29 @@ import hashlib
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from nacl.exceptions import BadSignatureError
+from nacl.public import PrivateKey
 from nacl.signing import SigningKey, VerifyKey
 from pytoniq_core import Address
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from offchain.errors import CocoonError, PeerRejected, RequestFailed
+from offchain.errors import CocoonError, InvalidMessage, PeerRejected, RequestFailed
 from offchain.mesh import Limits, Peer, accept_peer
+from offchain.protocol.sealing import open_answer
 from offchain.protocol.units import compute_price
 from offchain.protocol.voucher import SignedVoucher, sign_close_approval
 from offchain.protocol.wire import (
     PLAIN,
     AccountState,
     CloseApproved,
+    Dispute,
+    DisputeSettled,
     Embed,
     Embedded,
     Error,
@@ -89,6 +94,24 @@ class RouterConfig:
     redeem_on_shutdown: bool = True
 
 
+_DISPUTABLE = 10_000
+"""How many recent sealed answers the router can still refund on a dispute."""
+
+
+@dataclass
+class _Served:
+    """A sealed answer the router charged for: what checking a dispute of it needs."""
+
+    channel: str
+    cost: int
+    node_key: bytes
+    encryption_key: bytes
+    provider: str
+    model: str
+    units: int
+    disputed: bool = False
+
+
 @dataclass
 class _Pending:
     """A request sent to a worker, waiting for its answer."""
@@ -120,6 +143,7 @@ class Router:
         self.router_key = bytes(config.node_key.verify_key)
         self.workers: dict[str, WorkerState] = {}
         self._offers: dict[str, ModelOffer] = {}  # model name -> its latest offer (hash, dim, limits)
+        self._served: OrderedDict[int, _Served] = OrderedDict()  # work id -> a recent sealed answer
         self._worker_peers: dict[str, Peer] = {}
         self._client_peers: dict[str, set[Peer]] = {}  # channel -> sessions
         self.accounts: dict[str, Account] = {}
@@ -344,6 +368,8 @@ class Router:
                         await peer.send(Workers(id=frame.id, model=frame.model, workers=self.workers_for(frame.model)))
                     elif isinstance(frame, RequestClose):
                         await self._approve_close(peer, account, frame)
+                    elif isinstance(frame, Dispute):
+                        await self._dispute(peer, account, frame)
                     else:
                         await peer.send_error(
                             getattr(frame, "id", None),
@@ -474,6 +500,18 @@ class Router:
         if moved and account.redeemable is not None:
             ops.append(self.store.op_prune(account.address, account.redeemable))
         await self.store.write(ops)  # the charge is on disk before the client sees the result
+        if req.sealed is not None:  # what a dispute of this answer needs, for a while
+            self._served[done.receipt.request] = _Served(
+                account.address,
+                cost,
+                worker.node_key,
+                worker.encryption_key,
+                worker.provider,
+                req.model,
+                done.receipt.units,
+            )
+            while len(self._served) > _DISPUTABLE:
+                self._served.popitem(last=False)
         if account.unredeemed >= self.config.redeem_threshold:
             self._redeem_now.set()
         return Embedded(
@@ -570,6 +608,57 @@ class Router:
         finally:
             worker.in_flight -= 1
             self._pending.pop(wid, None)
+
+    async def _dispute(self, peer: Peer, account: Account, d: Dispute) -> None:
+        """Refund an answer proven not to open with the key its worker's receipt names."""
+        served = self._served.get(d.receipt.request)
+        why = ""
+        if served is None or served.channel != account.address:
+            why = "no recent answer of this channel has that receipt (disputes are kept for the last answers only)"
+        elif served.disputed:
+            why = "this answer was disputed already"
+        elif not _signed_by(served.node_key, d.receipt) or hashlib.sha256(d.answer).digest() != d.receipt.result_hash:
+            why = "the receipt is not the worker's for this answer"
+        elif bytes(PrivateKey(d.ephemeral).public_key) != d.receipt.client_key:
+            why = "the secret is not the request's key"
+        else:
+            try:
+                open_answer(d.answer, PrivateKey(d.ephemeral), served.encryption_key)
+                why = "the answer opens with the request's key: it was sealed to the client"
+            except InvalidMessage:
+                pass
+        if why:
+            await peer.send_error(d.id, ErrorCode.DISPUTE_REFUSED, why)
+            return
+        assert served is not None
+        served.disputed = True
+        refund = min(served.cost, account.charged_compute)
+        account.refund(refund)
+        log.warning(
+            "worker %s sealed an answer to the wrong key (request %d): refunded %d to %s",
+            served.provider,
+            d.receipt.request,
+            refund,
+            account.address,
+        )
+        for w in self.workers.values():
+            if w.node_key == served.node_key:
+                w.observe(ok=False)
+        await self.store.write(
+            [
+                self.store.op_charge(account.address, account.charged_compute, account.charged_data),
+                self.store.op_usage(
+                    epoch=self.epoch(),
+                    provider=served.provider,
+                    model=served.model,
+                    units=-served.units,
+                    requests=-1,
+                    failures=1,
+                    earned=-refund,
+                ),
+            ]
+        )
+        await peer.send(DisputeSettled(id=d.id, refunded=refund, account=self._state(account)))
 
     async def _approve_close(self, peer: Peer, account: Account, req: RequestClose) -> None:
         if account.in_flight:

@@ -23,7 +23,7 @@ EXPECTED: dict[ErrorCode, int] = {
     E.VOUCHER_BAD_SIGNATURE: 402, E.VOUCHER_STALE: 402, E.VOUCHER_UNDERPAID: 402, E.VOUCHER_OVER_DEPOSIT: 402,
     E.NO_CHANNEL: 402,
     E.NO_WORKER: 503, E.BUSY: 503, E.SHUTTING_DOWN: 503,
-    E.TIMEOUT: 504, E.WORKER_FAILED: 502,
+    E.TIMEOUT: 504, E.WORKER_FAILED: 502, E.RESULT_REJECTED: 502,
 }
 EXCEPTION: dict[int, type[openai.APIStatusError]] = {
     400: openai.BadRequestError, 404: openai.NotFoundError, 429: openai.RateLimitError,

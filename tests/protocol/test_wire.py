@@ -12,6 +12,8 @@ from offchain.protocol.wire import (
     AccountState,
     Challenge,
     CloseApproved,
+    Dispute,
+    DisputeSettled,
     Embed,
     Embedded,
     Error,
@@ -125,6 +127,8 @@ FRAMES = [
         sealed=Sealed(client_key=K, recipients=[Recipient(worker=K, key_box=SIG)], payload=b"ciphertext"),
     ),
     embed(texts=[], sealed=Sealed(client_key=K, recipients=[Recipient(worker=K, key_box=SIG)], payload=b"c")),
+    Dispute(id=6, receipt=receipt(), answer=b"sealed answer", ephemeral=K),
+    DisputeSettled(id=6, refunded=1200, account=account()),
 ]
 
 
