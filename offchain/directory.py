@@ -15,8 +15,9 @@ How it follows the chain: one `Watcher` over Root and every Provider and Channel
 directory was ever asked about, in exactly-once mode, with its cursors in the same SQLite
 file as the views. On a transaction of a followed account the directory re-reads that
 account's getters (`get_provider_data`, `get_channel_data`; for Root `get_root_data`, and
-when Root's `version` moved, which every owner update does, `get_params`,
-`get_role_params` and `get_child_codes`) rather than decoding every event kind, and writes
+when Root's `version` moved, which every owner update does, `get_params` (prices, close
+delay, whether the insecure `dev` attestation is allowed), `get_role_params` and
+`get_child_codes`) rather than decoding every event kind, and writes
 the new view in the transaction that advances the cursor: a kill at any moment never
 leaves the two disagreeing. An account is re-read at most once per poll round (the read
 comes after the round fetched its transactions, so it covers them all); a round in which
@@ -80,7 +81,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS directory_root (
     address TEXT PRIMARY KEY, version INTEGER NOT NULL,
     compute_unit_price TEXT NOT NULL, data_unit_price TEXT NOT NULL, close_delay INTEGER NOT NULL,
-    reward_pool TEXT, provider_code BLOB NOT NULL, channel_code BLOB NOT NULL);
+    reward_pool TEXT, provider_code BLOB NOT NULL, channel_code BLOB NOT NULL,
+    dev_attestation INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS directory_role (
     root TEXT NOT NULL, role INTEGER NOT NULL, min_stake TEXT NOT NULL, PRIMARY KEY (root, role));
 CREATE TABLE IF NOT EXISTS directory_provider (
@@ -110,6 +112,8 @@ class RootView:
     reward_pool: str | None
     min_stake: dict[Role, int]
     """Root's current minimum stake per role (`get_role_params`)."""
+    dev_attestation: bool = False
+    """Whether Root allows the `dev` attestation (no TEE hardware, explicitly insecure)."""
 
 
 @dataclass(frozen=True)
@@ -177,6 +181,7 @@ class _RootRead:
     min_stake: dict[Role, int]
     provider_code: Cell
     channel_code: Cell
+    dev_attestation: bool
 
 
 _Read = _RootRead | ProviderData | ChannelData | None
@@ -270,6 +275,7 @@ class Directory:
         assert self._store is not None
         try:
             self._store.db.executescript(_SCHEMA)
+            self._migrate()
         except sqlite3.Error as err:
             raise StorageError(f"cannot create the directory tables in {self.db_path}: {err}") from err
         self._watcher = Watcher(self.chain, [self.root_address], store=self._store, poll_interval=self.poll_interval)
@@ -289,6 +295,17 @@ class Directory:
         ):
             self._watcher.follow(address)
         await self.poll_once()  # caught up with what was followed before a restart
+
+    def _migrate(self) -> None:
+        """A file written before Root had `dev_attestation`: add the column and forget the
+        Root row, so `_open()` reads Root afresh (a default would claim "off" for a Root
+        whose owner may have turned it on)."""
+        db = self._db
+        columns = {row[1] for row in db.execute("PRAGMA table_info(directory_root)")}
+        if "dev_attestation" not in columns:
+            with self._transaction():
+                db.execute("ALTER TABLE directory_root ADD COLUMN dev_attestation INTEGER NOT NULL DEFAULT 0")
+                db.execute("DELETE FROM directory_root WHERE address = ?", (self.root_address,))
 
     async def close(self) -> None:
         """Stop following the chain and close the database. Safe to call twice.
@@ -526,6 +543,7 @@ class Directory:
             min_stake=min_stake,
             provider_code=codes.provider,
             channel_code=codes.channel,
+            dev_attestation=params.dev_attestation,
         )
 
     async def _read_provider(self, address: str) -> ProviderData | None:
@@ -585,10 +603,11 @@ class Directory:
     def _write_root(self, db: sqlite3.Connection, r: _RootRead) -> None:
         db.execute(
             "INSERT OR REPLACE INTO directory_root (address, version, compute_unit_price, data_unit_price,"
-            " close_delay, reward_pool, provider_code, channel_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " close_delay, reward_pool, provider_code, channel_code, dev_attestation)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.root_address, r.version, str(r.compute_unit_price), str(r.data_unit_price), r.close_delay,
-                r.reward_pool, r.provider_code.to_boc(), r.channel_code.to_boc(),
+                r.reward_pool, r.provider_code.to_boc(), r.channel_code.to_boc(), int(r.dev_attestation),
             ),
         )
         db.executemany(
@@ -696,7 +715,7 @@ class Directory:
     def _load_root(self) -> bool:
         row = self._db.execute(
             "SELECT version, compute_unit_price, data_unit_price, close_delay, reward_pool, provider_code,"
-            " channel_code FROM directory_root WHERE address = ?",
+            " channel_code, dev_attestation FROM directory_root WHERE address = ?",
             (self.root_address,),
         ).fetchone()
         if row is None:
@@ -715,6 +734,7 @@ class Directory:
             close_delay=row[3],
             reward_pool=row[4],
             min_stake=roles,
+            dev_attestation=bool(row[7]),
         )
         if self._previous_min_stake is None:
             self._previous_min_stake = dict(roles)

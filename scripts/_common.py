@@ -14,7 +14,22 @@ from wrappers.errors import ExitCode
 from wrappers.messages import RefuseRegistration
 from wrappers.opcodes import Op
 
-__all__ = ["ScriptError", "fmt_ton", "follow", "parse_ton", "progress", "require_balance", "table"]
+__all__ = [
+    "INSECURE_DEV_FLAG",
+    "LOCAL_NETWORKS",
+    "ScriptError",
+    "fmt_ton",
+    "follow",
+    "guard_dev_attestation",
+    "parse_ton",
+    "progress",
+    "require_balance",
+    "table",
+]
+
+LOCAL_NETWORKS = ("localnet", "sandbox")
+"""Where the insecure `dev` attestation (no TEE hardware) may be turned on without asking."""
+INSECURE_DEV_FLAG = "--insecure-dev-attestation"
 
 _WALLET_EXIT_CODES = {
     132: "the wallet refuses signed messages",
@@ -52,6 +67,20 @@ def fmt_ton(nano: int) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return f"{text} TON"
+
+
+def guard_dev_attestation(network: str, *, insecure: bool, what: str) -> None:
+    """Refuse to turn the insecure `dev` attestation on outside localnet/sandbox unless
+    `insecure` (the `--insecure-dev-attestation` flag) says so. Makes no chain call.
+
+    Raises:
+        ConfigError: testnet or mainnet without `insecure`.
+    """
+    if network not in LOCAL_NETWORKS and not insecure:
+        raise ConfigError(
+            f"{what} on {network} would let workers without TEE hardware in (insecure); "
+            f"pass {INSECURE_DEV_FLAG} to do it anyway"
+        )
 
 
 def progress(line: str) -> None:

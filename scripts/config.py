@@ -4,6 +4,7 @@
     cocoon config set splits      --root EQ... --compute 7000,1500,1000,500 --data 7000,1500,1000,500
     cocoon config set role        --root EQ... --role gpu --min-stake 10 --cooldown 604800
     cocoon config set close-delay --root EQ... --seconds 86400
+    cocoon config set dev-attestation --root EQ... --on | --off     (--on: localnet only, see below)
     cocoon config set treasury    --root EQ... --address EQ...
     cocoon config set reward-pool --root EQ... --address EQ...
     cocoon config set allow       --root EQ... --model <hex> | --image <hex>
@@ -12,6 +13,10 @@
     cocoon config set router      --root EQ... --address EQ... [--endpoint wss://...]
 
 Only Root's owner may do these; anyone else gets "refused by ...: not the owner".
+
+`dev-attestation --on` lets agents accept workers without TEE hardware (the `dev`
+attestation, explicitly insecure): on testnet or mainnet it is refused before anything is
+sent unless `--insecure-dev-attestation` is given too.
 """
 
 from __future__ import annotations
@@ -24,7 +29,17 @@ from pytoniq_core import Address
 
 from offchain.errors import ConfigError
 from offchain.ton.network import NetworkProvider
-from scripts._common import ScriptError, fmt_ton, follow, parse_ton, progress, require_balance, table
+from scripts._common import (
+    INSECURE_DEV_FLAG,
+    ScriptError,
+    fmt_ton,
+    follow,
+    guard_dev_attestation,
+    parse_ton,
+    progress,
+    require_balance,
+    table,
+)
 from wrappers.messages import ComputeSplit, DataSplit
 from wrappers.provider import Role
 from wrappers.root import Root
@@ -55,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--min-stake", required=True, help="TON")
     p.add_argument("--cooldown", type=int, required=True, help="seconds")
     sub("close-delay").add_argument("--seconds", type=int, required=True)
+    p = sub("dev-attestation")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--on", dest="allowed", action="store_true", help="allow the insecure `dev` attestation")
+    g.add_argument("--off", dest="allowed", action="store_false", help="forbid it (the default)")
+    p.add_argument(INSECURE_DEV_FLAG, action="store_true", help="needed for --on on testnet/mainnet")
     for name in ("treasury", "reward-pool"):
         sub(name).add_argument("--address", required=True)
     for name in ("allow", "disallow"):
@@ -106,6 +126,8 @@ async def run(provider: NetworkProvider, args: list[str]) -> Any:
     if not ns.root:
         raise ConfigError("--root (or COCOON_ROOT) is required")
     root = Root.create_from_address(_addr(ns.root, "--root"))
+    if ns.what == "dev-attestation" and ns.allowed:  # before any chain call: a refusal sends nothing
+        guard_dev_attestation(provider.network, insecure=ns.insecure_dev_attestation, what="dev-attestation --on")
     if not await provider.is_contract_deployed(root.address):
         raise ScriptError(f"no Root at {root.address.to_str()} on {provider.network}")
     rp, via, v = provider.open(root), provider.sender(), OWNER_OP_VALUE
@@ -133,6 +155,8 @@ async def run(provider: NetworkProvider, args: list[str]) -> Any:
         )
     elif w == "close-delay":
         sent = await root.send_set_close_delay(rp, via, value=v, close_delay=ns.seconds)
+    elif w == "dev-attestation":
+        sent = await root.send_set_dev_attestation(rp, via, value=v, allowed=ns.allowed)
     elif w == "treasury":
         sent = await root.send_set_treasury(rp, via, value=v, treasury=_addr(ns.address, "--address"))
     elif w == "reward-pool":
@@ -161,6 +185,7 @@ async def run(provider: NetworkProvider, args: list[str]) -> Any:
                 ("reward pool", params.reward_pool.to_str() if params.reward_pool else "-"),
                 ("prices (compute/data)", f"{params.compute_unit_price} / {params.data_unit_price} nanoTON"),
                 ("close delay", f"{params.close_delay} s"),
+                ("dev attestation", "on (insecure: no TEE hardware)" if params.dev_attestation else "off"),
                 ("compute split", str(list(vars(splits.compute).values()))),
                 ("data split", str(list(vars(splits.data).values()))),
                 ("fee attached", fmt_ton(v)),

@@ -21,6 +21,7 @@ Parameter file (every key optional; amounts in TON as strings, prices in nanoTON
     compute_unit_price = 1000
     data_unit_price = 10
     close_delay = 86400
+    dev_attestation = false            # default: true on localnet/sandbox, false elsewhere
     models = ["<sha256 hex>"]
     images = ["<sha256 hex>"]
     validators = ["<ed25519 public key hex>"]
@@ -28,6 +29,11 @@ Parameter file (every key optional; amounts in TON as strings, prices in nanoTON
     [splits.compute]  gpu = 7000, router = 1500, validator = 1000, protocol = 500
     [splits.data]     bandwidth = 7000, router = 1500, validator = 1000, protocol = 500
     [roles.gpu]       min_stake = "10", cooldown = 604800        # also bandwidth, router, validator
+
+`dev_attestation` lets agents accept the `dev` attestation: a worker without TEE hardware,
+explicitly insecure. It is on by default on localnet and sandbox only; on testnet or mainnet
+it is refused (before anything is sent) unless `--insecure-dev-attestation` is given, which
+also turns it on there.
 """
 
 from __future__ import annotations
@@ -44,13 +50,24 @@ from pytoniq_core import Address
 from offchain.errors import ConfigError
 from offchain.ton.build import code_cell
 from offchain.ton.network import NetworkProvider
-from scripts._common import ScriptError, fmt_ton, follow, parse_ton, progress, require_balance, table
+from scripts._common import (
+    INSECURE_DEV_FLAG,
+    LOCAL_NETWORKS,
+    ScriptError,
+    fmt_ton,
+    follow,
+    guard_dev_attestation,
+    parse_ton,
+    progress,
+    require_balance,
+    table,
+)
 from wrappers.messages import ComputeSplit, DataSplit
 from wrappers.provider import Role
 from wrappers.reward_pool import POOL_STORAGE_RESERVE, RewardPool, RewardPoolConfig
 from wrappers.root import RoleParams, Root, RootConfig, _default_roles, root_config_to_cell
 
-__all__ = ["Deployment", "load_params", "root_config", "run"]
+__all__ = ["Deployment", "dev_attestation", "load_params", "root_config", "run"]
 
 DEPLOY_VALUE = "1"
 POOL_DEPLOY_VALUE = 2 * POOL_STORAGE_RESERVE  # the pool's storage reserve, and some to spare
@@ -93,8 +110,31 @@ def _hashes(values: list[Any], what: str) -> list[int]:
         raise ConfigError(f"{what}: expected hex strings ({err})") from err
 
 
-def root_config(params: dict[str, Any], owner: Address) -> RootConfig:
-    """RootConfig from parsed parameters; the owner is the deploying wallet.
+def dev_attestation(params: dict[str, Any], network: str, *, insecure: bool = False) -> bool:
+    """Whether Root is deployed with the insecure `dev` attestation allowed.
+
+    On localnet and sandbox it is on unless `dev_attestation = false`; elsewhere it is off,
+    and on only with `insecure` (the `--insecure-dev-attestation` flag).
+
+    Raises:
+        ConfigError: `dev_attestation` is not a boolean, or it is asked for on testnet or
+            mainnet without `insecure`.
+    """
+    value = params.get("dev_attestation")
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"dev_attestation: expected true or false, got {value!r}")
+    if insecure:
+        return True
+    if network in LOCAL_NETWORKS:
+        return True if value is None else value
+    if value:
+        guard_dev_attestation(network, insecure=False, what="dev_attestation = true")
+    return False
+
+
+def root_config(params: dict[str, Any], owner: Address, *, dev_attestation: bool = False) -> RootConfig:
+    """RootConfig from parsed parameters; the owner is the deploying wallet. Whether the
+    insecure `dev` attestation is allowed is decided by `dev_attestation()`, not read here.
 
     Raises:
         ConfigError: a parameter is malformed or the contract would reject the configuration.
@@ -134,6 +174,7 @@ def root_config(params: dict[str, Any], owner: Address) -> RootConfig:
         image_hashes=_hashes(params.get("images", []), "images"),
         validators=_hashes(params.get("validators", []), "validators"),
         threshold=int(params.get("threshold", 0)),
+        dev_attestation=dev_attestation,
         **kwargs,
     )
     try:
@@ -156,6 +197,7 @@ def _param_rows(config: RootConfig) -> list[tuple[str, str]]:
         ("compute split (bp)", _split(config.compute_split)),
         ("data split (bp)", _split(config.data_split)),
         ("close delay", f"{config.close_delay} s"),
+        ("dev attestation", "on (insecure: no TEE hardware)" if config.dev_attestation else "off"),
         ("validators / threshold", f"{len(list(config.validators))} / {config.threshold}"),
         ("models / images", f"{len(list(config.model_hashes))} / {len(list(config.image_hashes))}"),
     ]
@@ -186,9 +228,15 @@ async def run(provider: NetworkProvider, args: list[str]) -> Deployment:
     ap = argparse.ArgumentParser(prog="cocoon deploy")
     ap.add_argument("--params", type=Path, help="TOML parameter file")
     ap.add_argument("--value", default=DEPLOY_VALUE, help="TON sent with Root's deploy (default %(default)s)")
+    ap.add_argument(
+        INSECURE_DEV_FLAG, action="store_true", help="allow the `dev` attestation (no TEE hardware) on testnet/mainnet"
+    )
     ns = ap.parse_args(args)
+    params = load_params(ns.params)
+    # decided before any chain call: a refusal sends nothing
+    dev = dev_attestation(params, provider.network, insecure=ns.insecure_dev_attestation)
     via = provider.sender()
-    config = root_config(load_params(ns.params), via.address)
+    config = root_config(params, via.address, dev_attestation=dev)
     root = Root.create_from_config(config, code_cell("Root"))
     pool = RewardPool.create_from_config(RewardPoolConfig(root.address), code_cell("RewardPool"))
     print(f"Root        {root.address.to_str()}  ({provider.network})")

@@ -74,6 +74,7 @@ __all__ = [
     "RequestUnstake",
     "ReturnExcess",
     "SetCloseDelay",
+    "SetDevAttestation",
     "SetPrices",
     "SetRewardPool",
     "SetRoleParams",
@@ -440,6 +441,13 @@ class SetCloseDelay(Struct):
     OPCODE: ClassVar[int] = Op.SET_CLOSE_DELAY
     query_id: int = tl(U64)
     close_delay: int = tl(U32)
+
+
+@dataclass(frozen=True)
+class SetDevAttestation(Struct):
+    OPCODE: ClassVar[int] = Op.SET_DEV_ATTESTATION
+    query_id: int = tl(U64)
+    allowed: bool = tl(BOOL)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from wrappers.messages import (
     RemoveImageHash,
     RemoveModelHash,
     SetCloseDelay,
+    SetDevAttestation,
     SetPrices,
     SetRewardPool,
     SetRoleParams,
@@ -125,6 +126,7 @@ class RootStorage(Struct):
     roles: RoleTable = tl(CellOf(RoleTable))
     image_hashes: dict[int, bool] = tl(Dict(U256, BOOL))
     more: RootMore = tl(CellOf(RootMore))
+    dev_attestation: bool = tl(BOOL)
 
 
 # ---- config ----------------------------------------------------------------------------
@@ -144,7 +146,11 @@ def _default_roles() -> dict[Role, RoleParams]:
 
 @dataclass
 class RootConfig:
-    """Initial Root state. Splits default to 70/15/10/5 %; every role to 10 TON, 7 days."""
+    """Initial Root state. Splits default to 70/15/10/5 %; every role to 10 TON, 7 days.
+
+    `dev_attestation` (default off) lets agents accept the insecure `dev` attestation
+    (no TEE hardware): for localnet only.
+    """
 
     owner: Address
     treasury: Address
@@ -168,6 +174,7 @@ class RootConfig:
     validators: Sequence[int] = ()
     threshold: int = 0
     version: int = 0
+    dev_attestation: bool = False
 
 
 def _split_sum(split: ComputeSplit | DataSplit) -> int:
@@ -231,6 +238,7 @@ def root_config_to_cell(config: RootConfig) -> Cell:
             threshold=config.threshold,
             other_codes=OtherCodes(channel=config.channel_code, reward_pool=config.reward_pool_code),
         ),
+        dev_attestation=config.dev_attestation,
     ).to_cell()
 
 
@@ -257,6 +265,8 @@ class RootParamsReply:
     compute_unit_price: int
     data_unit_price: int
     close_delay: int
+    dev_attestation: bool
+    """Whether agents may accept the insecure `dev` attestation (no TEE hardware)."""
 
 
 @dataclass(frozen=True)
@@ -344,6 +354,10 @@ class Root:
     @staticmethod
     def set_close_delay_body(*, close_delay: int, query_id: int = 0) -> Cell:
         return SetCloseDelay(query_id=query_id, close_delay=close_delay).to_cell()
+
+    @staticmethod
+    def set_dev_attestation_body(*, allowed: bool, query_id: int = 0) -> Cell:
+        return SetDevAttestation(query_id=query_id, allowed=allowed).to_cell()
 
     @staticmethod
     def set_treasury_body(*, treasury: Address, query_id: int = 0) -> Cell:
@@ -484,6 +498,12 @@ class Root:
             provider, via, value, self.set_close_delay_body(close_delay=close_delay, query_id=query_id)
         )
 
+    async def send_set_dev_attestation(
+        self, provider: ContractProvider, via: Sender, *, value: int, allowed: bool, query_id: int = 0
+    ) -> Any:
+        """Owner only: allow (True) or forbid (False) the insecure `dev` attestation."""
+        return await self._send(provider, via, value, self.set_dev_attestation_body(allowed=allowed, query_id=query_id))
+
     async def send_set_treasury(
         self, provider: ContractProvider, via: Sender, *, value: int, treasury: Address, query_id: int = 0
     ) -> Any:
@@ -619,6 +639,7 @@ class Root:
             compute_unit_price=s[2],
             data_unit_price=s[3],
             close_delay=s[4],
+            dev_attestation=bool(s[5]),
         )
 
     async def get_split_tables(self, provider: ContractProvider) -> SplitTables:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -330,6 +331,36 @@ async def test_model_allowlist_is_cached_and_dropped_on_add_model_hash(
     calls = chain.calls["run_get_method"]
     assert await directory.is_model_allowed(NEW_MODEL) is True
     assert chain.calls["run_get_method"] == calls
+
+
+async def test_dev_attestation_is_off_then_follows_set_dev_attestation_across_a_restart(
+    pay: PayEnv, db_path: Path
+) -> None:
+    async with Directory(EmulatorProvider(pay.bc), pay.root.address, db_path=db_path, poll_interval=3600) as d:
+        assert d.root.dev_attestation is False
+        seen = recorder(d)
+        body = Root.set_dev_attestation_body(allowed=True)
+        find_tx(pay.owner.send(pay.root.address, ton("0.1"), body), to=pay.root.address, success=True)
+        assert await d.poll_once() == 1
+        assert [c.kind for c in seen] == ["root"] and isinstance(seen[0].view, RootView)
+        assert seen[0].view.dev_attestation is True and d.root == seen[0].view
+    async with Directory(EmulatorProvider(pay.bc), pay.root.address, db_path=db_path, poll_interval=3600) as d:
+        assert d.root.dev_attestation is True  # from SQLite
+
+
+async def test_a_file_from_before_dev_attestation_reads_root_again(pay: PayEnv, db_path: Path) -> None:
+    find_tx(
+        pay.owner.send(pay.root.address, ton("0.1"), Root.set_dev_attestation_body(allowed=True)),
+        to=pay.root.address,
+        success=True,
+    )
+    async with Directory(EmulatorProvider(pay.bc), pay.root.address, db_path=db_path, poll_interval=3600):
+        pass
+    with sqlite3.connect(db_path) as db:  # the table as it was before the column existed
+        db.execute("ALTER TABLE directory_root DROP COLUMN dev_attestation")
+    chain = CountingChain(EmulatorProvider(pay.bc))
+    async with Directory(chain, pay.root.address, db_path=db_path, poll_interval=3600) as d:
+        assert d.root.dev_attestation is True and chain.calls["run_get_method"] > 0
 
 
 async def test_root_traffic_that_changes_no_parameter_costs_one_getter(

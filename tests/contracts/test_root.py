@@ -43,6 +43,7 @@ async def test_getters_after_deploy_return_config(env: Env) -> None:
     params = await root.get_params(p)
     assert params.treasury == env.treasury.address and params.reward_pool is None
     assert (params.compute_unit_price, params.data_unit_price, params.close_delay) == (0, 0, 86400)
+    assert params.dev_attestation is False  # the insecure `dev` attestation is off unless the owner says so
     splits = await root.get_split_tables(p)
     assert splits.compute == ComputeSplit(gpu=7000, router=1500, validator=1000, protocol=500)
     assert splits.data == DataSplit(bandwidth=7000, router=1500, validator=1000, protocol=500)
@@ -232,6 +233,35 @@ async def test_set_close_delay_treasury_and_reward_pool(env: Env) -> None:
     assert env.version() == 3
 
 
+@pytest.mark.gas
+async def test_set_dev_attestation_on_and_off_bumps_version(env: Env, gas_snapshot) -> None:
+    res = await env.root.send_set_dev_attestation(
+        env.root_p, env.owner.sender(), value=ton("0.1"), allowed=True, query_id=3
+    )
+    find_tx(res, from_=env.root.address, to=env.owner.address, op=Op.RETURN_EXCESS, success=True)
+    gas_snapshot.record("root.set_dev_attestation", res)
+    params = await env.root.get_params(env.root_p)
+    assert params.dev_attestation is True and env.version() == 1
+    assert (params.close_delay, params.treasury) == (86400, env.treasury.address)  # nothing else moved
+    assert find_tx(env.owner_send(Root.set_dev_attestation_body(allowed=False)), to=env.root.address).success
+    assert (await env.root.get_params(env.root_p)).dev_attestation is False and env.version() == 2
+
+
+async def test_dev_attestation_from_config_survives_other_updates(env: Env) -> None:
+    founder = env.bc.treasury("dev-foundation")
+    cfg = RootConfig(owner=founder.address, treasury=addr(1), provider_code=env.codes.provider, dev_attestation=True)
+    dev = Root.create_from_config(cfg, env.codes.root)
+    provider = env.bc.provider(dev.address, dev.init)
+    assert find_tx(await dev.send_deploy(provider, founder.sender(), value=ton(1)), deployed=True).success
+    assert (await dev.get_params(provider)).dev_attestation is True
+    # owner updates that rewrite the root cell or `more` keep the bit
+    for body in (Root.add_model_hash_body(hash=OTHER_HASH), Root.set_close_delay_body(close_delay=7)):
+        assert find_tx(founder.send(dev.address, ton("0.1"), body), to=dev.address).success
+    params = await dev.get_params(provider)
+    assert (params.dev_attestation, params.close_delay) == (True, 7)
+    assert await dev.get_is_model_allowed(provider, OTHER_HASH)
+
+
 async def test_set_router_and_remove(env: Env) -> None:
     res = await env.root.send_set_router(
         env.root_p, env.owner.sender(), value=ton("0.1"), router=addr(5), endpoint="wss://router.example:443"
@@ -276,6 +306,7 @@ OWNER_ONLY = {
     ),
     "set_role_params": Root.set_role_params_body(role=0, min_stake=1, cooldown=1),
     "set_close_delay": Root.set_close_delay_body(close_delay=1),
+    "set_dev_attestation": Root.set_dev_attestation_body(allowed=True),
     "set_treasury": Root.set_treasury_body(treasury=addr(9)),
     "set_reward_pool": Root.set_reward_pool_body(reward_pool=addr(9)),
     "add_model_hash": Root.add_model_hash_body(hash=1),

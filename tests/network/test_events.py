@@ -60,7 +60,7 @@ from wrappers.events import (
     Withdrawn,
     default_registry,
 )
-from wrappers.messages import ComputeSplit, DataSplit, SetRewardPool, SlashOrder
+from wrappers.messages import ComputeSplit, DataSplit, SetDevAttestation, SetRewardPool, SlashOrder
 from wrappers.opcodes import Op
 from wrappers.provider import PROVIDER_OP_FEE, SLASH_RELAY_FEE, WITHDRAW_FEE, Provider, Role
 from wrappers.root import slash_order_hash
@@ -321,3 +321,19 @@ async def test_failed_and_foreign_transactions_stay_generic(net: NetworkProvider
     unscoped = default_registry(DecoderRegistry())
     assert isinstance(unscoped.decode(foreign.tx)[0], Staked)  # what scoping protects against
     assert [type(e) for e in unscoped.decode(malformed.tx)] == [MessageReceived]  # not our layout
+
+
+async def test_set_dev_attestation_is_a_config_change(net: NetworkProvider, tmp_path) -> None:
+    dep = await deploy_script.run(net, [])  # sandbox: deployed with the dev attestation on
+    root = dep.root
+    w = Watcher(
+        net.chain, [root.address], store=CursorStore(tmp_path / "w.db"), registry=default_registry(), start="latest"
+    )
+    await w.poll()
+    sent = await root.send_set_dev_attestation(net.open(root), net.sender(), value=TON // 10, allowed=False)
+    await sent.wait_delivered()
+    (changed,) = await drain(w)
+    assert isinstance(changed, ConfigChanged) and changed.op == Op.SET_DEV_ATTESTATION
+    assert changed.change == SetDevAttestation(query_id=0, allowed=False)
+    assert changed.by == raw(net.sender().address)
+    assert (await root.get_params(net.open(root))).dev_attestation is False

@@ -22,7 +22,7 @@ from wrappers.channel import POOL_DEPOSIT_FEE
 from wrappers.errors import ExitCode
 from wrappers.provider import ProviderState, Role
 
-from .conftest import LocalnetProcess
+from .conftest import LocalnetProcess, free_port
 
 OWNER, OPERATOR, PAUPER = 4, 5, 41  # localnet wallets; 41 is valid but never funded
 VALIDATORS = [SigningKey(hashlib.sha256(f"cocoon-scripts-validator-{i}".encode()).digest()) for i in range(3)]
@@ -84,6 +84,46 @@ async def test_deploy_is_idempotent_and_configures_the_pool(localnet: LocalnetPr
     out = capsys.readouterr().out
     assert "Root and RewardPool are already deployed and configured: nothing to do" in out
     assert "pushing" not in out and "deployed at" not in out
+
+
+async def test_deploy_on_localnet_allows_dev_attestation_by_default(
+    localnet: LocalnetProcess, params, tmp_path, capsys
+) -> None:
+    dep = await script(localnet, "deploy", ["--params", str(params)], OWNER)
+    assert re.search(r"^  dev attestation +on \(insecure: no TEE hardware\)$", capsys.readouterr().out, re.M)
+    async with await create_network_provider("localnet", env={}, base_url=localnet.url) as net:
+        assert (await dep.root.get_params(net.open(dep.root))).dev_attestation is True
+    off = tmp_path / "off.toml"
+    off.write_text("dev_attestation = false\n" + PARAMS)
+    other = await script(localnet, "deploy", ["--params", str(off)], OWNER)
+    assert other.root.address != dep.root.address  # the flag is part of Root's initial data
+    assert re.search(r"^  dev attestation +off$", capsys.readouterr().out, re.M)
+    async with await create_network_provider("localnet", env={}, base_url=localnet.url) as net:
+        assert (await other.root.get_params(net.open(other.root))).dev_attestation is False
+
+
+@pytest.mark.parametrize("network", ["testnet", "mainnet"])
+async def test_deploy_refuses_dev_attestation_on_a_public_network_before_any_call(
+    network: str, tmp_path, capsys
+) -> None:
+    on = tmp_path / "on.toml"
+    on.write_text("dev_attestation = true\n" + PARAMS)
+    dead = f"http://127.0.0.1:{free_port()}/api/v2"  # nothing listens: any chain call would fail differently
+    argv = ["--network", network, "--url", dead, "--params", str(on)]
+    with pytest.raises(ConfigError) as err:
+        await run_script_async("deploy", argv, env=env_for(OWNER))
+    assert str(err.value) == (
+        f"dev_attestation = true on {network} would let workers without TEE hardware in (insecure); "
+        "pass --insecure-dev-attestation to do it anyway"
+    )
+    assert "\n" not in str(err.value) and "Root " not in capsys.readouterr().out  # nothing was derived or sent
+
+
+async def test_config_set_dev_attestation_on_is_refused_on_testnet_before_any_call() -> None:
+    dead = f"http://127.0.0.1:{free_port()}/api/v2"
+    argv = ["--network", "testnet", "--url", dead, "set", "dev-attestation", "--root", "0:" + "00" * 32, "--on"]
+    with pytest.raises(ConfigError, match=r"^dev-attestation --on on testnet would let workers without TEE hardware"):
+        await run_script_async("config", argv, env=env_for(OWNER))
 
 
 async def test_deploy_pushes_a_newer_root_config_to_the_pool(localnet: LocalnetProcess, params, capsys) -> None:
@@ -176,6 +216,12 @@ async def test_config_set_by_the_owner_and_refused_for_anyone_else(localnet: Loc
     assert (got.compute_unit_price, got.data_unit_price) == (2000, 20)
     got = await script(localnet, "config", ["set", "close-delay", *r, "--seconds", "7200"], OWNER)
     assert got.close_delay == 7200
+    got = await script(localnet, "config", ["set", "dev-attestation", *r, "--off"], OWNER)
+    assert got.dev_attestation is False
+    got = await script(localnet, "config", ["set", "dev-attestation", *r, "--on"], OWNER)
+    assert got.dev_attestation is True
+    with pytest.raises(ScriptError, match="not the owner"):
+        await script(localnet, "config", ["set", "dev-attestation", *r, "--off"], OPERATOR)
     with pytest.raises(ScriptError, match="not the owner"):
         await script(localnet, "config", ["set", "prices", *r, "--compute", "1", "--data", "1"], OPERATOR)
     with pytest.raises(ConfigError, match="summing to 10000"):
