@@ -455,18 +455,31 @@ class Directory:
             ValueError: not 32 bytes.
             ProviderError, GetMethodError: Root could not be asked.
         """
-        h = _key("model_hash", model_hash)
+        return await self._allowed("model", _key("model_hash", model_hash))
+
+    async def is_image_allowed(self, measurement: bytes) -> bool:
+        """Whether Root's worker image allowlist holds `measurement` (32 bytes: an attested
+        image, offchain.attestation.image_measurement). Cached as `is_model_allowed` is."""
+        return await self._allowed("image", _key("measurement", measurement))
+
+    async def _allowed(self, kind: str, h: bytes) -> bool:
+        # one cache table for both lists: an image's key is prefixed so it never meets a model's
+        key = h if kind == "model" else b"image:" + h
         row = self._db.execute(
-            "SELECT allowed FROM directory_model WHERE root = ? AND hash = ?", (self.root_address, h)
+            "SELECT allowed FROM directory_model WHERE root = ? AND hash = ?", (self.root_address, key)
         ).fetchone()
         if row is not None:
             return bool(row[0])
         generation = self._root_generation
-        allowed = await self._root_contract.get_is_model_allowed(self._contract(self.root_address), int.from_bytes(h))
+        contract = self._contract(self.root_address)
+        if kind == "model":
+            allowed = await self._root_contract.get_is_model_allowed(contract, int.from_bytes(h))
+        else:
+            allowed = await self._root_contract.get_is_image_allowed(contract, int.from_bytes(h))
         if generation == self._root_generation:  # no Root change committed while we asked
             self._db.execute(
                 "INSERT OR REPLACE INTO directory_model (root, hash, allowed) VALUES (?, ?, ?)",
-                (self.root_address, h, int(allowed)),
+                (self.root_address, key, int(allowed)),
             )
         return allowed
 

@@ -24,6 +24,7 @@ from offchain.attestation._core import (
 )
 from offchain.attestation._dev import DevQuote, DevVerifier, make_dev_evidence
 from offchain.attestation._multi import MultiVerifier, verifier_for
+from offchain.attestation._peer import attest_worker
 from offchain.attestation._tdx import TdxPolicy, TdxVerifier
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "TdxPolicy",
     "TdxVerifier",
     "Verifier",
+    "attest_worker",
     "decode_evidence",
     "encode_evidence",
     "image_measurement",

@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 import itertools
 import logging
-from collections.abc import Callable
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,8 +37,9 @@ from nacl.signing import SigningKey, VerifyKey
 from pytoniq_core import Address
 from websockets.exceptions import ConnectionClosed
 
+from offchain.attestation import MultiVerifier, attest_worker
 from offchain.errors import (
-    CocoonError,
+    AttestationError,
     ConfigError,
     ContractRefused,
     InvalidMessage,
@@ -176,12 +177,7 @@ class CocoonClient:
         wallet: Any,
         channel_key: SigningKey,
         store: Path | str,
-        verify_worker: Callable[[WorkerInfo], None] | None = None,
     ) -> None:
-        """`verify_worker` checks a worker's attestation against Root's allowlist and raises
-        (AttestationError) if it does not hold (offchain.attestation); a refused worker is
-        never sealed to. None accepts every worker the router lists (tests of the transport)."""
-        self.verify_worker = verify_worker
         self.config = config
         self.chain = chain
         self.wallet = wallet
@@ -203,7 +199,10 @@ class CocoonClient:
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()  # voucher arithmetic and connection setup
         self._models: dict[str, ModelInfo] = {}
-        self._workers: dict[str, list[WorkerInfo]] = {}  # model -> attested workers (checked by `verify_worker`)
+        self._workers: dict[str, list[WorkerInfo]] = {}  # model -> workers whose attestation we checked
+        self._verifier = MultiVerifier(allow_dev=False)
+        self._images: dict[bytes, bool] = {}  # Root's image allowlist, as asked
+        self._dev: tuple[float, bool] | None = None  # (when asked, Root allows dev attestation)
         self._counters: dict[str, Any] = {}
 
     async def __aenter__(self) -> CocoonClient:
@@ -448,15 +447,45 @@ class CocoonClient:
         answer: Workers = await self._call(ListWorkers(id=rid, model=model), rid)
         accepted = []
         for w in answer.workers:
-            if self.verify_worker is not None:
-                try:
-                    self.verify_worker(w)
-                except CocoonError as err:
-                    log.warning("worker %s refused: %s", w.provider, err)
-                    continue
+            try:
+                await self.check_worker(w)
+            except AttestationError as err:
+                log.warning("worker %s refused: %s", w.provider, err)
+                continue
             accepted.append(w)
         self._workers[model] = accepted
         return accepted
+
+    async def check_worker(self, w: WorkerInfo) -> None:
+        """Verify `w`'s attestation ourselves, against Root's own allowlist and dev policy (read
+        from the chain, not from the router): its evidence binds its node key and the key we
+        seal to, and measures an image Root allows.
+
+        Raises:
+            AttestationError: it does not hold (a subclass says why).
+        """
+        now = time.time()
+        if self._dev is None or now - self._dev[0] > 60:
+            root = Root.create_from_address(Address(self.config.root))
+            params = await root.get_params(ChainContractProvider(self.chain, root.address))
+            self._dev = (now, params.dev_attestation)
+        self._verifier.allow_dev = self._dev[1]
+        await attest_worker(
+            self._verifier,
+            w.evidence,
+            node_key=w.node_key,
+            encryption_key=w.encryption_key,
+            now=int(now),
+            image_allowed=self._image_allowed,
+        )
+
+    async def _image_allowed(self, measurement: bytes) -> bool:
+        if measurement not in self._images:
+            root = Root.create_from_address(Address(self.config.root))
+            self._images[measurement] = await root.get_is_image_allowed(
+                ChainContractProvider(self.chain, root.address), int.from_bytes(measurement, "big")
+            )
+        return self._images[measurement]
 
     async def _candidates(self, model: str, coefficient: int) -> list[WorkerInfo]:
         for fresh in (False, True):

@@ -100,6 +100,7 @@ class ErrorCode(IntEnum):
     NOT_A_PROVIDER = 11  # no registered Provider of this role with this node key
     PROVIDER_INACTIVE = 12  # unstaking, slashed, or below the role's minimum stake
     NO_CHANNEL = 13  # no open Channel between this client and this router
+    ATTESTATION_FAILED = 14  # the worker's evidence does not verify, binds other keys, or measures a refused image
     UNKNOWN_MODEL = 20
     MODEL_NOT_ALLOWED = 21  # not (or no longer) in Root's model allowlist
     INPUT_TOO_LARGE = 22

@@ -35,7 +35,8 @@ from pytoniq_core import Address
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from offchain.errors import CocoonError, InvalidMessage, PeerRejected, RequestFailed
+from offchain.attestation import MultiVerifier, attest_worker
+from offchain.errors import AttestationError, CocoonError, InvalidMessage, PeerRejected, RequestFailed
 from offchain.mesh import Limits, Peer, accept_peer
 from offchain.protocol.sealing import open_answer
 from offchain.protocol.units import compute_price
@@ -144,6 +145,7 @@ class Router:
         self.workers: dict[str, WorkerState] = {}
         self._offers: dict[str, ModelOffer] = {}  # model name -> its latest offer (hash, dim, limits)
         self._served: OrderedDict[int, _Served] = OrderedDict()  # work id -> a recent sealed answer
+        self.verifier = MultiVerifier(allow_dev=False)  # allow_dev follows Root at each check
         self._worker_peers: dict[str, Peer] = {}
         self._client_peers: dict[str, set[Peer]] = {}  # channel -> sessions
         self.accounts: dict[str, Account] = {}
@@ -282,6 +284,7 @@ class Router:
             encryption_key=offer.encryption_key,
             evidence=offer.evidence,
         )
+        await self._attest(peer, hello.node_key, offer)
         await self._apply_offer(peer, state, offer)
         self.workers[session] = state
         self._worker_peers[session] = peer
@@ -298,7 +301,9 @@ class Router:
                 elif isinstance(frame, Load):
                     state.queued = frame.queued
                 elif isinstance(frame, Offer):
+                    await self._attest(peer, state.node_key, frame)
                     state.coefficient, state.capacity = frame.coefficient, frame.capacity
+                    state.encryption_key, state.evidence = frame.encryption_key, frame.evidence
                     await self._apply_offer(peer, state, frame)
                 else:
                     await peer.send_error(
@@ -312,6 +317,24 @@ class Router:
             for p in self._pending.values():
                 if p.worker is state and not p.future.done():
                     p.future.set_result(Error(id=None, code=ErrorCode.WORKER_FAILED, message="the worker disconnected"))
+
+    async def _attest(self, peer: Peer, node_key: bytes, offer: Offer) -> None:
+        """Refuse a worker whose evidence does not bind its keys to an image Root allows (the
+        dev kind only where Root allows dev attestation). Clients check the same themselves."""
+        self.verifier.allow_dev = self.directory.root.dev_attestation
+        try:
+            attested = await attest_worker(
+                self.verifier,
+                offer.evidence,
+                node_key=node_key,
+                encryption_key=offer.encryption_key,
+                now=int(self.clock()),
+                image_allowed=self.directory.is_image_allowed,
+            )
+        except AttestationError as err:
+            await self._reject(peer, ErrorCode.ATTESTATION_FAILED, f"attestation refused: {err}")
+            return
+        peer.log.info("worker attested: %s image %s", attested.kind, attested.measurement.hex()[:16])
 
     async def _apply_offer(self, peer: Peer, state: WorkerState, offer: Offer) -> None:
         models: dict[str, bytes] = {}

@@ -8,7 +8,9 @@ coefficient = 1000                    # price = Root's compute price x coefficie
 capacity = 64  max_batch = 32  max_wait_ms = 2
 stake = "10"                          # TON staked at registration (from WALLET_MNEMONIC's wallet)
 endpoint = "worker://my-gpu-box"      # what the Provider records
-image = "hex"                         # the attested image hash (gpu providers)
+image = "hex"                         # the image hash (gpu providers; a dev worker declares it)
+attestation = "dev"                   # or "tdx" (a TD: quote via configfs-tsm); dev only where Root allows it
+collateral_file = "pcs.json"          # tdx: Intel PCS collateral JSON for this platform (nothing is fetched)
 fresh_key = false                     # a TEE worker: new node key each boot, UpdateNode on chain
 data_dir = ".cocoon/worker"
 ops_host = "127.0.0.1"  ops_port = 0  # /healthz + /metrics; 0: a free port, -1: off
@@ -25,6 +27,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 from prometheus_client import CollectorRegistry, ProcessCollector
 
@@ -34,6 +37,7 @@ from offchain.models import Batcher, Tokenizer, WordCounter, builtin_models, loa
 from offchain.ops import running_ops
 from offchain.ton.network import NetworkProvider
 from offchain.worker._agent import ServedModel, Worker, WorkerConfig
+from offchain.worker._evidence import make_evidence
 from offchain.worker._ops import WorkerCollector, worker_health
 from scripts._common import parse_ton
 from wrappers.errors import ExitCode
@@ -158,6 +162,7 @@ async def _serve(
             else WordCounter(max_tokens=spec.max_tokens)
         )
         served[n] = ServedModel(spec, batcher, counter)
+    encryption_key = PrivateKey.generate()  # this boot's: clients seal to it, the attestation binds it
     worker = Worker(
         WorkerConfig(
             router_url=cfg.need("router"),
@@ -167,6 +172,9 @@ async def _serve(
         key=key,
         owner=wallet_raw(net),
         models=served,
+        encryption_key=encryption_key,
+        evidence=make_evidence(str(cfg.get("attestation", "dev")), node_key=key, encryption_key=encryption_key,
+                               image=cfg.get("image"), collateral_file=cfg.get("collateral_file")),
     )
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)

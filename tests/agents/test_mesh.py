@@ -140,7 +140,9 @@ async def test_accept_signature_over_another_challenge_is_not_authenticated(rout
         replayed = msgspec.structs.replace(challenge, nonce=b"\x00" * 32)  # a nonce from another session
         node_key = bytes(NODE.verify_key)
         sig = NODE.sign(wire.hello_digest(replayed, role="worker", owner=OWNER, node_key=node_key)).signature
-        await client.send(Hello(version=wire.PROTOCOL_VERSION, role="worker", owner=OWNER, node_key=node_key, signature=sig))
+        await client.send(
+            Hello(version=wire.PROTOCOL_VERSION, role="worker", owner=OWNER, node_key=node_key, signature=sig)
+        )
         await expect_error(client, ErrorCode.NOT_AUTHENTICATED)
         await router.rejected.get()
 

@@ -67,6 +67,7 @@ def test_package_surface_is_stable() -> None:
         "TdxPolicy",
         "TdxVerifier",
         "Verifier",
+        "attest_worker",
         "decode_evidence",
         "encode_evidence",
         "image_measurement",
@@ -74,3 +75,35 @@ def test_package_surface_is_stable() -> None:
         "report_data_binding",
         "verifier_for",
     ]
+
+
+async def test_attest_worker_checks_keys_then_the_image_on_its_proven_measurement() -> None:
+    from nacl.signing import SigningKey
+
+    from offchain.errors import AttestationError, ImageNotAllowed
+
+    key, enc, measurement = SigningKey.generate(), bytes(range(32)), bytes([7]) * 32
+    evidence = att.encode_evidence(att.make_dev_evidence(key, enc, measurement))
+    mv = att.MultiVerifier(allow_dev=True)
+    seen: list[bytes] = []
+
+    async def allowed(m: bytes) -> bool:
+        seen.append(m)
+        return m == measurement
+
+    got = await att.attest_worker(mv, evidence, node_key=bytes(key.verify_key), encryption_key=enc, now=0,
+                                  image_allowed=allowed)
+    assert got.measurement == measurement and seen == [measurement]
+    with pytest.raises(AttestationError, match="another encryption key"):
+        await att.attest_worker(mv, evidence, node_key=bytes(key.verify_key), encryption_key=bytes(32), now=0,
+                                image_allowed=allowed)
+    with pytest.raises(AttestationError, match="no attestation"):
+        await att.attest_worker(mv, b"", node_key=bytes(key.verify_key), encryption_key=enc, now=0,
+                                image_allowed=allowed)
+
+    async def nothing(_m: bytes) -> bool:
+        return False
+
+    with pytest.raises(ImageNotAllowed):
+        await att.attest_worker(mv, evidence, node_key=bytes(key.verify_key), encryption_key=enc, now=0,
+                                image_allowed=nothing)

