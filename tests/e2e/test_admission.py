@@ -90,8 +90,14 @@ def test_bad_vouchers_and_frames_get_typed_errors_and_the_session_goes_on(devnet
             (embed(4, voucher(held - 1)), ErrorCode.VOUCHER_STALE),  # below the newest held
             (embed(5, voucher(good.account.deposit + 1)), ErrorCode.VOUCHER_OVER_DEPOSIT),
             # replayed newest voucher for a request far beyond the credit it has left
-            (embed(6, VoucherFrame(compute=held, data=0, signature=good.account.voucher_signature),
-                   units=10**7 // price + 10**6), ErrorCode.VOUCHER_UNDERPAID),
+            (
+                embed(
+                    6,
+                    VoucherFrame(compute=held, data=0, signature=good.account.voucher_signature),
+                    units=10**7 // price + 10**6,
+                ),
+                ErrorCode.VOUCHER_UNDERPAID,
+            ),
         ]
         for frame, code in cases:
             answer = await ask(peer, frame)
@@ -115,3 +121,101 @@ def test_worker_refuses_a_model_root_does_not_list(devnet: Devnet) -> None:
         devnet.start_worker(3, models=["echo"])
     assert "none of the configured models is in Root's model allowlist" in str(err.value)
     assert "is not in Root's allowlist: not served" in str(err.value)
+
+
+def test_worker_with_bad_attestation_is_refused(devnet: Devnet) -> None:
+    """As worker0 (its own node key, from its data folder): evidence for an image Root does not
+    list, and evidence binding another encryption key, are each refused ATTESTATION_FAILED."""
+    from nacl.public import PrivateKey
+
+    from offchain.attestation import encode_evidence, make_dev_evidence
+    from offchain.devnet._network import DEV_IMAGE
+    from offchain.models import builtin_models
+    from offchain.protocol.wire import ModelOffer, Offer
+
+    key = SigningKey(bytes.fromhex((devnet.workdir / "worker0" / "node.key").read_text().strip()))
+    spec = builtin_models()[MODEL]
+    offer_model = ModelOffer(name=MODEL, hash=spec.hash, dim=spec.dim, max_tokens=spec.max_tokens)
+    enc = bytes(PrivateKey.generate().public_key)
+    cases = {
+        "image Root does not list": (enc, make_dev_evidence(key, enc, bytes(32))),
+        "evidence for another encryption key": (
+            enc,
+            make_dev_evidence(key, bytes(PrivateKey.generate().public_key), DEV_IMAGE),
+        ),
+        "no evidence": (enc, None),
+    }
+
+    async def main() -> None:
+        for why, (announced, evidence) in cases.items():
+            peer = await session(devnet, role="worker", key=key, owner=wallet(2))
+            offer = Offer(
+                models=[offer_model],
+                coefficient=1000,
+                capacity=4,
+                encryption_key=announced,
+                evidence=encode_evidence(evidence) if evidence is not None else b"",
+            )
+            answer = await ask(peer, offer)
+            assert isinstance(answer, Error) and answer.code == ErrorCode.ATTESTATION_FAILED, (why, answer)
+            await peer.close()
+
+    asyncio.run(main())
+
+
+def test_dev_attestation_is_refused_once_root_disallows_it(devnet: Devnet) -> None:
+    """Last in this module: it turns Root's dev attestation off (the foundation's script).
+    A worker with valid dev evidence is then refused, within a directory poll."""
+    import time
+
+    from nacl.public import PrivateKey
+
+    from offchain.attestation import encode_evidence, make_dev_evidence
+    from offchain.devnet import wallet_env
+    from offchain.devnet._network import DEV_IMAGE, FOUNDATION
+    from offchain.models import builtin_models
+    from offchain.protocol.wire import ModelOffer, Offer
+    from scripts._runner import run_script_async
+
+    key = SigningKey(bytes.fromhex((devnet.workdir / "worker0" / "node.key").read_text().strip()))
+    spec = builtin_models()[MODEL]
+    enc = bytes(PrivateKey.generate().public_key)
+    offer = Offer(
+        models=[ModelOffer(name=MODEL, hash=spec.hash, dim=spec.dim, max_tokens=spec.max_tokens)],
+        coefficient=1000,
+        capacity=4,
+        encryption_key=enc,
+        evidence=encode_evidence(make_dev_evidence(key, enc, DEV_IMAGE)),
+    )
+
+    async def main() -> None:
+        await run_script_async(
+            "config",
+            [
+                "--network",
+                "localnet",
+                "--url",
+                devnet.api_url,
+                "set",
+                "dev-attestation",
+                "--root",
+                devnet.root,
+                "--off",
+            ],
+            env=wallet_env(FOUNDATION),
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            peer = await session(devnet, role="worker", key=key, owner=wallet(2))
+            await peer.send(offer)
+            try:  # an accepted worker gets no answer to its Offer: a refusal comes at once
+                answer = await peer.recv(timeout=2.0)
+            except TimeoutError:
+                answer = None
+            await peer.close()
+            if isinstance(answer, Error) and answer.code == ErrorCode.ATTESTATION_FAILED:
+                assert "dev" in answer.message
+                return
+            assert time.monotonic() < deadline, f"dev evidence still accepted after 30 s: {answer}"
+
+    asyncio.run(main())
