@@ -420,7 +420,8 @@ class CocoonClient:
 
     # ---- embeddings --------------------------------------------------------------------------------
     async def embed(self, inputs: list[str] | list[list[int]], *, model: str) -> EmbeddingResult:
-        """Embed `inputs`, paying through the channel. Reconnects once if the connection drops.
+        """Embed `inputs`, paying through the channel. Reconnects once if the connection drops,
+        and seals again for the router's current workers once if those it sealed to are gone.
 
         Raises:
             RequestFailed: the router or worker refused (typed code), e.g. VOUCHER_OVER_DEPOSIT
@@ -438,6 +439,11 @@ class CocoonClient:
                 if attempt:
                     raise PeerError(f"the router at {self.config.router_url} cannot be reached: {err}") from err
                 log.info("router connection dropped; reconnecting")
+            except RequestFailed as err:
+                # the workers we sealed to are gone (e.g. restarted with new keys): ask again, once
+                if attempt or err.code != ErrorCode.NO_WORKER or not self.config.seal:
+                    raise
+                log.info("no worker we sealed to is available; asking the router for its workers again")
         raise AssertionError("unreachable")
 
     async def list_workers(self, model: str) -> list[WorkerInfo]:

@@ -147,3 +147,13 @@ def test_unstaked_worker_is_dropped_and_the_other_serves(net: Devnet) -> None:
     wait_log(net, "worker0", "PROVIDER_INACTIVE")  # it reconnects and is refused
     costs = [embed(net, ["served by the worker that still stakes"]) for _ in range(3)]
     assert all(c > 0 for c in costs)
+
+
+def test_workers_restarted_with_new_keys_are_sealed_to_again(net: Devnet) -> None:
+    """Every worker restarts (a new encryption key each): the gateway's client, which sealed to
+    the old keys, asks the router for its workers again and goes on without an error."""
+    assert embed(net, ["before the restart"]) > 0
+    for p in list(net.workers):
+        net.sup.stop(p.name, sig=signal.SIGKILL)
+    net.start_worker(0)
+    assert embed(net, ["after the restart, sealed to the new key"]) > 0
