@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 from nacl.exceptions import BadSignatureError
-from nacl.public import PrivateKey
+from nacl.public import Box, PrivateKey
 from nacl.signing import SigningKey, VerifyKey
 from pytoniq_core import Address
 from websockets.exceptions import ConnectionClosed
@@ -50,7 +50,7 @@ from offchain.errors import (
 )
 from offchain.mesh import Limits, Peer, connect, join
 from offchain.models import Tokenizer, WordCounter, builtin_models
-from offchain.protocol.sealing import open_answer, seal_request
+from offchain.protocol.sealing import open_answer, seal_request_boxes
 from offchain.protocol.units import compute_price
 from offchain.protocol.voucher import SignedVoucher, sign_voucher
 from offchain.protocol.wire import (
@@ -514,10 +514,11 @@ class CocoonClient:
         tokens = [] if texts else inputs
         sealed: Sealed | None = None
         ephemeral: PrivateKey | None = None
+        boxes: dict[bytes, Box] = {}
         candidates: list[WorkerInfo] = []
         if self.config.seal:
             candidates = await self._candidates(model, coefficient)
-            sealed, ephemeral = seal_request(
+            sealed, ephemeral, boxes = seal_request_boxes(
                 SealedInput(texts=texts, tokens=tokens), [w.encryption_key for w in candidates]
             )
             texts, tokens = [], []
@@ -572,7 +573,7 @@ class CocoonClient:
             if worker is None:
                 raise RequestFailed(ErrorCode.RESULT_REJECTED, "the answer comes from a worker it was not sealed to")
             try:
-                blob = open_answer(answer.vectors, ephemeral, worker.encryption_key)
+                blob = open_answer(answer.vectors, ephemeral, worker.encryption_key, box=boxes[worker.encryption_key])
             except InvalidMessage as err:
                 refunded = await self._dispute(answer, ephemeral)
                 raise RequestFailed(ErrorCode.RESULT_REJECTED, f"{err}; disputed, {refunded} nanoTON refunded") from err

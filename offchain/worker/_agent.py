@@ -32,7 +32,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from offchain.errors import CocoonError, InvalidMessage, RequestFailed
 from offchain.mesh import Limits, Peer, connect, join
 from offchain.models import Batcher, ModelSpec
-from offchain.protocol.sealing import open_request, seal_answer
+from offchain.protocol.sealing import open_request_box, seal_answer
 from offchain.protocol.wire import (
     PLAIN,
     Error,
@@ -203,9 +203,10 @@ class Worker:
         plain = work.texts or work.tokens
         if work.sealed is not None and plain:
             raise RequestFailed(ErrorCode.INVALID_INPUT, "a request is sealed or plain, not both")
+        box = None  # the request's Box, when sealed: it seals the answer too
         if work.sealed is not None:
             try:
-                opened = open_request(work.sealed, self.encryption_key)
+                opened, box = open_request_box(work.sealed, self.encryption_key)
             except InvalidMessage as err:
                 raise RequestFailed(ErrorCode.INVALID_INPUT, str(err)) from err
             texts, tokens = opened.texts, opened.tokens
@@ -232,7 +233,7 @@ class Worker:
         client_key = PLAIN
         if work.sealed is not None:
             client_key = work.sealed.client_key
-            blob = seal_answer(blob, self.encryption_key, client_key)
+            blob = seal_answer(blob, self.encryption_key, client_key, box=box)
         result_hash = hashlib.sha256(blob).digest()
         sig = self.key.sign(
             receipt_digest(
