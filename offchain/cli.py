@@ -46,7 +46,11 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
-_AGENTS = {"router": "offchain.router._main:run_router", "worker": "offchain.worker._main:run_worker"}
+_AGENTS = {
+    "router": "offchain.router._main:run_router",
+    "worker": "offchain.worker._main:run_worker",
+    "validator": "offchain.validator._main:run_validator",
+}
 
 
 def _run_agent(target: str, args: argparse.Namespace) -> int:
@@ -85,7 +89,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Nam
 
     runners["localnet"] = add_localnet_command(sub)
 
-    a = sub.add_parser("agent", help="run an agent: router or worker (config: TOML + COCOON_* env, WALLET_MNEMONIC)")
+    a = sub.add_parser(
+        "agent", help="run an agent: router, worker or validator (config: TOML + COCOON_* env, WALLET_MNEMONIC)"
+    )
     a.add_argument("kind", choices=sorted(_AGENTS), help="which agent")
     a.add_argument("--config", help="TOML config file")
     a.add_argument("-v", "--verbose", action="count", default=0)

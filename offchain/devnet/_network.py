@@ -4,7 +4,12 @@ opens a channel and pays. `cocoon devnet` runs it for a person; the end-to-end t
 too (the same code).
 
 Wallets are the localnet's funded genesis wallets: 0 the foundation, 1 the router, 2.. the
-workers, then the gateway's client.
+workers, then the gateway's client, a spare one (tests' own clients), then per validator its
+wallet (relays slashing orders) and its probe wallet (pays for probes).
+
+With `validators = n`, Root's validator set is n validators' node keys (made in their data
+folders before the deploy, so the foundation's params can name them) with
+`validator_threshold`; `start_validator(i)` starts one.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from offchain.agentkit import node_key
 from offchain.devnet._supervisor import Proc, Supervisor, free_port, http_ok
 from offchain.models import builtin_models
 from offchain.ton._wallet import localnet_mnemonic
@@ -60,6 +66,9 @@ class DevnetConfig:
     gateway: bool = True
     api_key: str | None = None
     worker_extra: dict[str, Any] = field(default_factory=dict)
+    validators: int = 0  # validator agents whose node keys make Root's validator set
+    validator_threshold: int = 1
+    validator_extra: dict[str, Any] = field(default_factory=dict)  # into each validator's config
 
 
 class Devnet:
@@ -78,6 +87,7 @@ class Devnet:
         self.router: dict[str, Any] = {}
         self.workers: list[Proc] = []
         self.gateway_url = ""
+        self.validators: list[Proc] = []
 
     def __enter__(self) -> Devnet:
         return self.start()
@@ -94,6 +104,8 @@ class Devnet:
                 self.start_worker(i)
             if self.config.gateway:
                 self.start_gateway()
+            for i in range(self.config.validators):
+                self.start_validator(i)
         except BaseException:
             self.close()
             raise
@@ -117,7 +129,7 @@ class Devnet:
                 "--block-time",
                 "0",
                 "--wallets",
-                str(FIRST_WORKER + self.config.workers + 2),
+                str(FIRST_WORKER + self.config.workers + 2 + 2 * self.config.validators),
                 "--memory",
                 "--quiet",
             ],
@@ -129,6 +141,13 @@ class Devnet:
 
         catalog = builtin_models()
         params = self.workdir / "foundation.toml"
+        validators: dict[str, Any] = {}
+        if self.config.validators:
+            keys = [node_key(self.workdir / f"validator{i}" / "node.key") for i in range(self.config.validators)]
+            validators = {
+                "validators": [bytes(k.verify_key).hex() for k in keys],
+                "threshold": self.config.validator_threshold,
+            }
         params.write_text(
             _toml(
                 {
@@ -136,6 +155,7 @@ class Devnet:
                     "close_delay": self.config.close_delay,
                     "models": [catalog[m].hash.hex() for m in self.config.models],
                     "images": [DEV_IMAGE.hex()],
+                    **validators,
                 }
             )
             + '[roles.gpu]\nmin_stake = "1"\ncooldown = 60\n'
@@ -235,6 +255,33 @@ class Devnet:
         p = self._agent("gateway", ["gateway"], values, FIRST_WORKER + self.config.workers, 90)
         self.gateway_url = p.info["url"]
         return self.gateway_url
+
+    def validator_wallet(self, i: int) -> int:
+        return FIRST_WORKER + self.config.workers + 2 + 2 * i
+
+    def start_validator(self, i: int = 0, **extra: Any) -> Proc:
+        """Validator `i` (its node key made at deploy; wallets `validator_wallet(i)` and the
+        next one for probes); `extra` goes into its config (probe_interval, fraud_*, ...)."""
+        self.progress(f"validator {i} (opens its probe channel)")
+        probe = wallet_env(self.validator_wallet(i) + 1)
+        p = self._agent(
+            f"validator{i}",
+            ["agent", "validator"],
+            {
+                "router_url": self.router["url"],
+                "router": self.router["address"],
+                "router_key": self.router["router_key"],
+                "model": self.config.models[0],
+                **self.config.validator_extra,
+                **extra,
+            },
+            self.validator_wallet(i),
+            120,
+            env={"PROBE_WALLET_MNEMONIC": probe["WALLET_MNEMONIC"], "PROBE_WALLET_VERSION": probe["WALLET_VERSION"]},
+        )
+        if p not in self.validators:
+            self.validators.append(p)
+        return p
 
     @property
     def client_wallet(self) -> int:

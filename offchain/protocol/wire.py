@@ -14,6 +14,7 @@ A session (DESIGN.md, "Agent layer decisions"):
     then, for a client:  Embed -> Embedded | Error;  RequestClose -> CloseApproved | Error;
                          ListModels -> Models
           for a worker:  Offer, Load ->;  <- Work;  WorkDone | Error ->
+          for a validator: Reputation -> (no answer; Error if refused)
 
 Amounts are nanoTON (`Nano`), units are those of `offchain.protocol.units`. Vectors travel
 as packed little-endian float32 (`vectors`, n x dim), not as msgpack arrays: decoding a
@@ -59,6 +60,7 @@ __all__ = [
     "Offer",
     "Receipt",
     "Recipient",
+    "Reputation",
     "RequestClose",
     "Role",
     "Sealed",
@@ -390,6 +392,20 @@ class CloseApproved(_Frame):
     signature: Sig64  # router node key over the CloseApproval cell's hash
 
 
+class Reputation(_Frame):
+    """Validator -> router: its spot checks' verdict on one worker's Provider.
+
+    `score` is the validator's reputation of it (0..1: an exponentially weighted pass rate of
+    its probes); the router uses it as that worker's `reputation` (its choice weighs it) and
+    keeps it for the Provider across reconnects. `probes` and `failures` are counts since the
+    validator first probed it, for the router's log."""
+
+    provider: Addr
+    score: Annotated[float, Meta(ge=0.0, le=1.0)]
+    probes: U64
+    failures: U64
+
+
 class Error(_Frame):
     id: U64 | None
     code: int
@@ -414,6 +430,7 @@ Frame = (
     | DisputeSettled
     | RequestClose
     | CloseApproved
+    | Reputation
     | Error
 )
 

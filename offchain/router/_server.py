@@ -59,6 +59,7 @@ from offchain.protocol.wire import (
     ModelOffer,
     Models,
     Offer,
+    Reputation,
     RequestClose,
     Welcome,
     Work,
@@ -70,8 +71,10 @@ from offchain.protocol.wire import (
 )
 from offchain.router._core import Account, Reservation, WorkerState, choose_worker
 from offchain.router._store import RouterStore
+from offchain.ton.network import ChainContractProvider
 from wrappers.channel import ChannelState
 from wrappers.provider import Role
+from wrappers.root import Root
 
 __all__ = ["Router", "RouterConfig"]
 
@@ -143,6 +146,7 @@ class Router:
         self.node_key = config.node_key
         self.router_key = bytes(config.node_key.verify_key)
         self.workers: dict[str, WorkerState] = {}
+        self._reputation: dict[str, float] = {}  # Provider -> the score validators last reported
         self._offers: dict[str, ModelOffer] = {}  # model name -> its latest offer (hash, dim, limits)
         self._served: OrderedDict[int, _Served] = OrderedDict()  # work id -> a recent sealed answer
         self.verifier = MultiVerifier(allow_dev=False)  # allow_dev follows Root at each check
@@ -232,6 +236,8 @@ class Router:
                 await self._worker_session(peer, hello)
             elif hello.role == "client":
                 await self._client_session(peer, hello)
+            elif hello.role == "validator":
+                await self._validator_session(peer, hello)
             else:
                 await peer.send_error(
                     None, ErrorCode.UNEXPECTED_FRAME, f"role {hello.role} is not served by this router yet"
@@ -283,6 +289,7 @@ class Router:
             capacity=offer.capacity,
             encryption_key=offer.encryption_key,
             evidence=offer.evidence,
+            reputation=self._reputation.get(view.address, 1.0),
         )
         await self._attest(peer, hello.node_key, offer)
         await self._apply_offer(peer, state, offer)
@@ -347,6 +354,43 @@ class Router:
                     None, ErrorCode.MODEL_NOT_ALLOWED, f"model {m.name} ({m.hash.hex()}) is not in Root's allowlist"
                 )
         state.models = models
+
+    # ---- validators ----------------------------------------------------------------------------
+    async def _validator_session(self, peer: Peer, hello: Hello) -> None:
+        """A validator's session: its node key must be in Root's validator set (read from the
+        chain at each session start: sessions are rare and the set changes only by the owner's
+        SetValidators); then each `Reputation` it sends becomes that Provider's reputation,
+        now and whenever one of its workers joins later."""
+        root = Root.create_from_address(Address(self.directory.root.address))
+        vset = await root.get_validator_set(ChainContractProvider(self.directory.chain, root.address))
+        if int.from_bytes(hello.node_key, "big") not in vset.validators:
+            await self._reject(peer, ErrorCode.NOT_A_PROVIDER, "the node key is not in Root's validator set")
+        await peer.send(
+            Welcome(
+                session=os.urandom(8).hex(),
+                compute_unit_price=self.directory.root.compute_unit_price,
+                data_unit_price=self.directory.root.data_unit_price,
+            )
+        )
+        peer.log.info("validator %s joined", hello.node_key.hex()[:16])
+        while True:
+            frame = await peer.recv()
+            if isinstance(frame, Reputation):
+                score = max(0.01, frame.score)
+                self._reputation[frame.provider] = score
+                for w in self.workers.values():
+                    if w.provider == frame.provider:
+                        w.reputation = score
+                peer.log.info(
+                    "reputation of %s set to %.3f by a validator (%d probes, %d failed)",
+                    frame.provider, score, frame.probes, frame.failures,
+                )
+            else:
+                await peer.send_error(
+                    getattr(frame, "id", None),
+                    ErrorCode.UNEXPECTED_FRAME,
+                    f"a validator does not send {type(frame).__name__}",
+                )
 
     # ---- clients -------------------------------------------------------------------------------
     async def _client_session(self, peer: Peer, hello: Hello) -> None:

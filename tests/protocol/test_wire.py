@@ -28,6 +28,7 @@ from offchain.protocol.wire import (
     Offer,
     Receipt,
     Recipient,
+    Reputation,
     RequestClose,
     Sealed,
     VoucherFrame,
@@ -129,6 +130,7 @@ FRAMES = [
     embed(texts=[], sealed=Sealed(client_key=K, recipients=[Recipient(worker=K, key_box=SIG)], payload=b"c")),
     Dispute(id=6, receipt=receipt(), answer=b"sealed answer", ephemeral=K),
     DisputeSettled(id=6, refunded=1200, account=account()),
+    Reputation(provider=ADDR, score=0.25, probes=12, failures=3),
 ]
 
 
