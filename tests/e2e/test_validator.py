@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from nacl.signing import SigningKey
 from pytoniq_core import Address
 
 from offchain.devnet import Devnet, DevnetConfig
+from offchain.errors import RequestFailed
+from offchain.mesh import connect, join
+from offchain.protocol.wire import ErrorCode
 from offchain.ton.network import ChainContractProvider, create_network_provider
 from offchain.validator._core import FraudRecord, verify_fraud_record
 from tests.e2e.conftest import logs
@@ -142,6 +146,21 @@ def test_validator_catches_a_random_worker_and_gets_it_slashed(net: Devnet) -> N
     ((cheats,),) = validator_db(net, "SELECT SUM(passed = 0) FROM probes WHERE provider = ?", (cheater,))
     assert cheats >= 2
     assert time.monotonic() - started < 60
+
+    # a key outside Root's validator set gets no validator session
+    err = asyncio.run(_validator_session_with(net, SigningKey.generate()))
+    assert err.code == ErrorCode.NOT_A_PROVIDER and "validator set" in err.detail
+
+
+async def _validator_session_with(net: Devnet, key: SigningKey) -> RequestFailed:
+    peer = await connect(net.router["url"])
+    try:
+        with pytest.raises(RequestFailed) as err:
+            await join(peer, key=key, role="validator", owner=net.validators[0].info["address"],
+                       expect_router_key=bytes.fromhex(net.router["router_key"]))
+        return err.value
+    finally:
+        await peer.close()
 
 
 def _slashed(net: Devnet, cheater: str) -> tuple[Any, list[Slashed]] | None:
