@@ -67,6 +67,7 @@ from offchain.protocol.wire import (
     ListWorkers,
     ModelInfo,
     Models,
+    Receipt,
     RequestClose,
     Sealed,
     SealedInput,
@@ -98,6 +99,11 @@ def _log_failed_save(fut: asyncio.Future[None]) -> None:
         log.warning("saving the client's books failed (the router's books restore them): %s", fut.exception())
 
 
+WORKERS_TTL = 30.0
+"""Seconds a model's list of workers is sealed to before it is asked again (workers that join
+get traffic within this, and ones that left are dropped from it at once on NO_WORKER)."""
+
+
 @dataclass
 class ClientConfig:
     router_url: str
@@ -118,6 +124,8 @@ class EmbeddingResult:
     cost: int  # nanoTON charged
     model: str
     worker: str  # the serving worker's Provider
+    worker_key: bytes = b""  # its node key, which signed `receipt`
+    receipt: Receipt | None = None  # the worker's signed receipt: evidence, should the answer be wrong
 
 
 _SCHEMA = """
@@ -201,6 +209,7 @@ class CocoonClient:
         self._models: dict[str, ModelInfo] = {}
         self._workers: dict[str, list[WorkerInfo]] = {}  # model -> workers whose attestation we checked
         self._verifier = MultiVerifier(allow_dev=False)
+        self._workers_at: dict[str, float] = {}  # when each model's workers were listed
         self._images: dict[bytes, bool] = {}  # Root's image allowlist, as asked
         self._dev: tuple[float, bool] | None = None  # (when asked, Root allows dev attestation)
         self._counters: dict[str, Any] = {}
@@ -441,9 +450,13 @@ class CocoonClient:
                 log.info("router connection dropped; reconnecting")
             except RequestFailed as err:
                 # the workers we sealed to are gone (e.g. restarted with new keys): ask again, once
-                if attempt or err.code != ErrorCode.NO_WORKER or not self.config.seal:
+                if attempt or err.code != ErrorCode.NO_WORKER:
                     raise
-                log.info("no worker we sealed to is available; asking the router for its workers again")
+                # the workers we sealed to, or the cheapest one our price cap came from, are gone:
+                # ask the router again (models and workers), once
+                log.info("no worker fits the request any more; asking the router for its models and workers again")
+                self._models.pop(model, None)
+                self._workers.pop(model, None)
         raise AssertionError("unreachable")
 
     async def list_workers(self, model: str) -> list[WorkerInfo]:
@@ -460,6 +473,7 @@ class CocoonClient:
                 continue
             accepted.append(w)
         self._workers[model] = accepted
+        self._workers_at[model] = time.monotonic()
         return accepted
 
     async def check_worker(self, w: WorkerInfo) -> None:
@@ -495,7 +509,8 @@ class CocoonClient:
 
     async def _candidates(self, model: str, coefficient: int) -> list[WorkerInfo]:
         for fresh in (False, True):
-            if fresh or model not in self._workers:
+            stale = time.monotonic() - self._workers_at.get(model, 0.0) > WORKERS_TTL
+            if fresh or stale or model not in self._workers:
                 await self.list_workers(model)
             fit = [w for w in self._workers[model] if w.coefficient <= coefficient]
             if fit:
@@ -579,7 +594,13 @@ class CocoonClient:
                 raise RequestFailed(ErrorCode.RESULT_REJECTED, f"{err}; disputed, {refunded} nanoTON refunded") from err
         vectors = np.frombuffer(blob, dtype="<f4").reshape(-1, answer.dim)
         return EmbeddingResult(
-            vectors=vectors, units=answer.units, cost=answer.cost, model=answer.model, worker=answer.worker
+            vectors=vectors,
+            units=answer.units,
+            cost=answer.cost,
+            model=answer.model,
+            worker=answer.worker,
+            worker_key=answer.worker_key,
+            receipt=answer.receipt,
         )
 
     async def _dispute(self, answer: Embedded, ephemeral: PrivateKey) -> int:

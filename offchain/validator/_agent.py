@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import logging
 import time
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from offchain.client import ClientConfig, CocoonClient, EmbeddingResult
 from offchain.errors import CocoonError, PeerRejected, RequestFailed
 from offchain.mesh import Limits, Peer, connect, join
 from offchain.models import MINILM_NAME, Model, builtin_models, load_model
-from offchain.protocol.wire import Embedded, Error, wire_address
+from offchain.protocol.wire import Error, wire_address
 from offchain.ton.network import ChainContractProvider, ChainProvider
 from offchain.validator._core import (
     Evidence,
@@ -65,20 +64,6 @@ from wrappers.root import Root
 __all__ = ["Validator", "ValidatorConfig"]
 
 log = logging.getLogger("cocoon.validator")
-
-_CAPTURED: ContextVar[list[Embedded] | None] = ContextVar("cocoon_validator_answers", default=None)
-
-
-class _ProbeClient(CocoonClient):
-    """The SDK, unchanged, that also hands the validator the router's answer frame of the
-    probe being sent (the worker's signed receipt: the fraud record's evidence). Each probe
-    runs in its own task, so a context variable keeps concurrent probes apart."""
-
-    def _check_receipt(self, answer: Embedded, units: int, client_key: bytes) -> None:
-        super()._check_receipt(answer, units, client_key)
-        box = _CAPTURED.get()
-        if box is not None:
-            box.append(answer)
 
 
 @dataclass
@@ -135,7 +120,7 @@ class Validator:
             alpha=config.reputation_alpha,
             rule=FraudRule(config.fraud_failures, config.fraud_window),
         )
-        self.client = _ProbeClient(
+        self.client = CocoonClient(
             ClientConfig(
                 router_url=config.router_url, root=config.root, router=config.router, router_key=config.router_key
             ),
@@ -180,8 +165,10 @@ class Validator:
             self.model = await asyncio.to_thread(load_model, spec, intra_op_threads=self.config.model_threads)
         vset = await self.root.get_validator_set(self._root_provider())
         if int.from_bytes(self.public_key, "big") not in vset.validators:
-            log.warning("this node key %s is not in Root's validator set: the router will refuse it and "
-                        "Root its orders", self.public_key.hex())
+            log.warning(
+                "this node key %s is not in Root's validator set: the router will refuse it and Root its orders",
+                self.public_key.hex(),
+            )
         self.channel = await self.client.open_channel(deposit=self.config.deposit)
         log.info("validator %s: probe channel %s open", self.public_key.hex()[:16], self.channel)
 
@@ -270,8 +257,6 @@ class Validator:
 
     async def _probe(self) -> bool:
         texts = self.core.probe_texts(self.config.probe_inputs)
-        captured: list[Embedded] = []
-        _CAPTURED.set(captured)  # this task's own context
         try:
             result = await self.client.embed(texts, model=self.config.model)
         except RequestFailed as err:
@@ -282,18 +267,17 @@ class Validator:
             return False
         assert self.model is not None
         expected = await asyncio.to_thread(self.model.embed, texts)
-        await self._book(texts, result, captured[-1] if captured else None, expected)
+        await self._book(texts, result, expected)
         return True
 
-    async def _book(self, texts: list[str], result: EmbeddingResult, answer: Embedded | None,
-                    expected: np.ndarray) -> None:
+    async def _book(self, texts: list[str], result: EmbeddingResult, expected: np.ndarray) -> None:
         verdict = self.core.compare(expected, result.vectors)
         evidence = Evidence(
             provider=result.worker,
             inputs_hash=inputs_hash(texts),
             answer_hash=hashlib.sha256(np.ascontiguousarray(result.vectors, dtype="<f4").tobytes()).digest(),
-            receipt=answer.receipt if answer is not None else None,
-            worker_key=answer.worker_key if answer is not None else bytes(32),
+            receipt=result.receipt,
+            worker_key=result.worker_key or bytes(32),
             min_cosine=verdict.min_cosine,
             at=int(time.time()),
         )
@@ -301,7 +285,11 @@ class Validator:
         await self.store.write([self.store.op_probe(evidence, verdict.passed), self.store.op_worker(rec)])
         log.info(
             "probe of %s %s (cosine %.4f): reputation %.3f, %d probes, %d failed",
-            rec.provider, "passed" if verdict.passed else "FAILED", verdict.min_cosine, rec.score, rec.probes,
+            rec.provider,
+            "passed" if verdict.passed else "FAILED",
+            verdict.min_cosine,
+            rec.score,
+            rec.probes,
             rec.failures,
         )
         await self._report(rec)
@@ -320,8 +308,9 @@ class Validator:
             at=now,
         )
         await self.store.write([self.store.op_fraud(record, now, "signed")])
-        log.warning("fraud by %s: record %s (%d failed probes)", rec.provider, record.hash.hex(),
-                    len(rec.recent_failures))
+        log.warning(
+            "fraud by %s: record %s (%d failed probes)", rec.provider, record.hash.hex(), len(rec.recent_failures)
+        )
         await self.slash(record)
 
     async def slash(self, record: FraudRecord) -> bool:
@@ -342,14 +331,21 @@ class Validator:
             quorum = Quorum(order, validators=vset.validators, threshold=vset.threshold)
             quorum.sign(self.config.node_key)
             if not quorum.complete:
-                await self.store.write([
-                    self.store.op_fraud_status(
-                        record.hash, "awaiting_quorum", nonce=order.nonce,
-                        detail=f"{len(quorum.signatures)} of {vset.threshold} signatures",
-                    )
-                ])
-                log.warning("the order against %s needs %d signatures; collecting others' is not built",
-                            record.provider, vset.threshold)
+                await self.store.write(
+                    [
+                        self.store.op_fraud_status(
+                            record.hash,
+                            "awaiting_quorum",
+                            nonce=order.nonce,
+                            detail=f"{len(quorum.signatures)} of {vset.threshold} signatures",
+                        )
+                    ]
+                )
+                log.warning(
+                    "the order against %s needs %d signatures; collecting others' is not built",
+                    record.provider,
+                    vset.threshold,
+                )
                 return False
             sent = await self.root.send_relay_slash(
                 rp, self.wallet, value=self.config.relay_value, order=order, signatures=quorum.signatures
@@ -357,14 +353,18 @@ class Validator:
             txs = await sent.wait_delivered(timeout=self.config.relay_timeout)
             if txs and txs[0].success:
                 await self.store.write([self.store.op_fraud_status(record.hash, "relayed", nonce=order.nonce)])
-                log.warning("slashing order against %s relayed (nonce %d, %d nanoTON)", record.provider,
-                            order.nonce, order.amount)
+                log.warning(
+                    "slashing order against %s relayed (nonce %d, %d nanoTON)",
+                    record.provider,
+                    order.nonce,
+                    order.amount,
+                )
                 return True
             code = txs[0].exit_code if txs else None
             detail = f"Root refused it with exit code {code}" if txs else "the RelaySlash never left the wallet"
-            await self.store.write([
-                self.store.op_fraud_status(record.hash, "refused", nonce=order.nonce, detail=detail)
-            ])
+            await self.store.write(
+                [self.store.op_fraud_status(record.hash, "refused", nonce=order.nonce, detail=detail)]
+            )
             log.warning("slashing order against %s: %s", record.provider, detail)
             if code != ExitCode.NONCE_USED:
                 return False
