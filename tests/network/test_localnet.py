@@ -298,11 +298,19 @@ def test_kill_during_a_burst_never_corrupts_the_state_file(start_localnet, tmp_p
                 return
             if status != 200:
                 return
+            if not sent:
+                first_landed.append(time.time())
             sent.append(i)
 
+    first_landed: list[float] = []
     t = threading.Thread(target=burst)
     t.start()
-    while len(sent) < 60 and t.is_alive():
+    # kill mid-burst, but after the server persisted at least once since the burst began (it
+    # writes at most every persist interval: killed sooner, nothing of the burst is on disk yet,
+    # which is allowed but would make `landed` 0 below)
+    deadline = time.monotonic() + 20
+    while (len(sent) < 60 or not first_landed or state.stat().st_mtime <= first_landed[0]) and t.is_alive() \
+            and time.monotonic() < deadline:
         time.sleep(0.01)
     net.kill()
     t.join(timeout=20)
