@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from pytoniq_core.tlb.transaction import MessageAny
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import write_result  # noqa: E402
 from benchmarks._node import NodeRunError, run_node  # noqa: E402
 from benchmarks.claim_gas import measure  # noqa: E402
 from offchain.ton.blockchain import Blockchain, Snapshot  # noqa: E402
@@ -290,8 +290,7 @@ def main() -> int:
         # 1.0 each: this sandbox must charge exactly what @ton/sandbox charges
         "ratios": {"gas_vs_ton_sandbox": sum_py[0] / sum_js[0], "fees_vs_ton_sandbox": sum_py[1] / sum_js[1]},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_result(args.out, out, announce=False)
     if diffs:
         print(f"error: the emulators disagree on the claim ({len(diffs)} difference(s)); see above", file=sys.stderr)
         return 1

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from pytoniq_core import Address, Cell
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import write_result  # noqa: E402
 from offchain.protocol.epoch import split_revenue  # noqa: E402
 from offchain.protocol.merkle import Leaf, MerkleSumTree  # noqa: E402
 from offchain.ton.blockchain import Blockchain, ton  # noqa: E402
@@ -116,9 +116,8 @@ def main() -> int:
         a, b = rows[0], rows[-1]
         per_level = (b["claim_gas"] - a["claim_gas"]) / (b["depth"] - a["depth"])
         print(f"gas per extra tree level: {per_level:,.0f} (the claim grows with log4(N) only)")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     ratios = {"claim_gas_largest_vs_smallest_tree": rows[-1]["claim_gas"] / rows[0]["claim_gas"]} if rows else {}
-    Path(args.out).write_text(json.dumps({"ratios": ratios, "runs": rows}, indent=2) + "\n")
+    write_result(args.out, {"ratios": ratios, "runs": rows}, announce=False)
     return 0
 
 

@@ -34,27 +34,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
-
-import nacl.signing
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._bare_onnx import bare_embed_loop, sample_texts  # noqa: E402
+from benchmarks._common import devnet_client, devnet_network, embed_load, machine, print_table, write_result  # noqa: E402
 from offchain.client import CocoonClient  # noqa: E402
-from offchain.client._client import ClientConfig  # noqa: E402
 from offchain.devnet import Devnet, DevnetConfig  # noqa: E402
 from offchain.models import MINILM_NAME, builtin_models, load_model  # noqa: E402
-from offchain.ton._wallet import localnet_mnemonic  # noqa: E402
-from offchain.ton.network import create_network_provider  # noqa: E402
 
 MODEL = MINILM_NAME
 CONCURRENCY = (1, 16)
@@ -71,46 +64,16 @@ def read_probe(path: Path) -> tuple[int, int]:
 
 async def drive(client: CocoonClient, texts: list[str], *, tasks: int, per: int, seconds: float) -> dict[str, Any]:
     """`tasks` concurrent loops of `embed(per sentences)` for `seconds`; sentences/s."""
-    n_texts = len(texts)
-    counts = [0] * tasks
-    stop_at = 0.0
-
-    async def loop(k: int) -> None:
-        j = k * 7
-        while time.perf_counter() < stop_at:
-            start = (j * per) % (n_texts - per)
-            r = await client.embed(texts[start : start + per], model=MODEL)
-            if r.vectors.shape[0] != per:
-                raise RuntimeError(f"got {r.vectors.shape[0]} vectors for {per} inputs")
-            counts[k] += per
-            j += 1
-
-    t0 = time.perf_counter()
-    stop_at = t0 + seconds
-    await asyncio.gather(*(loop(k) for k in range(tasks)))
-    dt = time.perf_counter() - t0
-    n = sum(counts)
+    n, dt = await embed_load(client, texts, model=MODEL, tasks=tasks, per=per, seconds=seconds)
     return {"sentences": n, "requests": n // per, "seconds": dt, "sentences_per_s": n / dt}
 
 
 async def network_runs(devnet: Devnet, workdir: Path, probe: Path, args: argparse.Namespace) -> dict[int, dict]:
-    env = {"WALLET_MNEMONIC": " ".join(localnet_mnemonic(devnet.client_wallet)), "WALLET_VERSION": "v5r1"}
-    net = await create_network_provider("localnet", base_url=devnet.api_url, env=env)
+    net = await devnet_network(devnet)
     texts = sample_texts(args.texts)
     out: dict[int, dict] = {}
     try:
-        client = CocoonClient(
-            ClientConfig(
-                devnet.router["url"],
-                devnet.root,
-                devnet.router["address"],
-                router_key=bytes.fromhex(devnet.router["router_key"]),
-            ),
-            chain=net.chain,
-            wallet=net.sender(),
-            channel_key=nacl.signing.SigningKey.generate(),
-            store=workdir / "client.db",
-        )
+        client = devnet_client(devnet, net, workdir / "client.db")
         async with client:
             await client.open_channel(deposit=100 * 10**9)
             for tasks in CONCURRENCY:
@@ -270,36 +233,13 @@ def main() -> int:
         "seconds": args.seconds,
         "windows": args.windows,
         "bare_repeat": args.repeat,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "runs": runs,
         "goal": {"embed_16_clients": goal},
         "ratios": ratios,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}", file=sys.stderr)
+    write_result(args.out, doc)
     return 0
-
-
-def print_table(rows: list[tuple[str, ...]], *, title: str) -> None:
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        print(title)
-        for n, r in enumerate(rows):
-            print("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))
-            if n == 0:
-                print("  ".join("-" * x for x in w))
-        return
-    table = Table(title=title)
-    for i, h in enumerate(rows[0]):
-        table.add_column(h, justify="left" if i == 0 else "right")
-    for r in rows[1:]:
-        table.add_row(*r)
-    Console(width=200).print(table)
 
 
 if __name__ == "__main__":

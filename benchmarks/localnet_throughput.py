@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
-import os
-import platform
 import socket
 import subprocess
 import sys
@@ -36,6 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import machine, write_result  # noqa: E402
 from offchain.ton._localnet_chain import LocalChain  # noqa: E402
 from offchain.ton._wallet import WalletKey, localnet_mnemonic  # noqa: E402
 from offchain.ton.messages import message_relaxed  # noqa: E402
@@ -177,15 +175,12 @@ def main() -> int:
         "benchmark": "localnet_throughput",
         "workload": "wallet v5r1 transfer: 1 external + 1 internal = 2 transactions per message",
         "messages": args.messages,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "runs": result_runs,
         "best_ratio_to_sandbox": best["ratio_to_sandbox"],
         "ratios": {name: run["ratio_to_sandbox"] for name, run in result_runs.items() if name != "sandbox in process"},
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}", file=sys.stderr)
+    write_result(args.out, doc)
     return 0
 
 

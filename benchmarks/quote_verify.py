@@ -22,9 +22,7 @@ benchmarks/results/quote_verify.json; `ratios`: each rate over its baseline's ra
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -36,6 +34,7 @@ from nacl.signing import SigningKey, VerifyKey
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import machine, write_result  # noqa: E402
 from offchain.attestation import (  # noqa: E402
     DevVerifier,
     Evidence,
@@ -152,17 +151,14 @@ def main() -> int:
         "n": args.n,
         "repeat": args.repeat,
         "dcap_qvl": dcap_qvl.version("dcap-qvl") if callable(getattr(dcap_qvl, "version", None)) else None,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "loadavg_after": os.getloadavg(),
         "rates_per_s": rate,
         "passes_us_each": {k: [s * 1e6 for s in v] for k, v in passes.items()},
         "goal": {"tdx_verify_cached": GOAL},
         "ratios": ratios,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}", file=sys.stderr)
+    write_result(args.out, doc)
     return 0
 
 

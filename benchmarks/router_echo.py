@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -36,18 +34,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nacl.signing
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import devnet_client, devnet_network, machine, print_table, write_result  # noqa: E402
 from offchain.client import CocoonClient  # noqa: E402
-from offchain.client._client import ClientConfig  # noqa: E402
 from offchain.devnet import Devnet, DevnetConfig  # noqa: E402
 from offchain.mesh import Limits  # noqa: E402
 from offchain.protocol import wire  # noqa: E402
-from offchain.ton._wallet import localnet_mnemonic  # noqa: E402
-from offchain.ton.network import create_network_provider  # noqa: E402
 
 TEXT = "The router relays this request."
 GOAL = 0.5
@@ -170,22 +164,9 @@ def through_router(args: argparse.Namespace) -> dict[str, Any]:
             devnet.start()
 
             async def run() -> list[dict[str, float]]:
-                env = {"WALLET_MNEMONIC": " ".join(localnet_mnemonic(devnet.client_wallet)), "WALLET_VERSION": "v5r1"}
-                net = await create_network_provider("localnet", base_url=devnet.api_url, env=env)
+                net = await devnet_network(devnet)
                 try:
-                    config = ClientConfig(
-                        devnet.router["url"],
-                        devnet.root,
-                        devnet.router["address"],
-                        router_key=bytes.fromhex(devnet.router["router_key"]),
-                    )
-                    async with CocoonClient(
-                        config,
-                        chain=net.chain,
-                        wallet=net.sender(),
-                        channel_key=nacl.signing.SigningKey.generate(),
-                        store=workdir / "client.db",
-                    ) as client:
+                    async with devnet_client(devnet, net, workdir / "client.db") as client:
                         await client.open_channel(deposit=100 * 10**9)
                         await _drive_router(client, tasks=args.tasks, seconds=args.warmup)
                         return [
@@ -237,7 +218,7 @@ def main() -> int:
             f"{ratio:.2f}",
         ),
     ]
-    print_table(rows, title=f"{args.tasks} concurrent requests in flight, one connection")
+    print_table(rows, title=f"{args.tasks} concurrent requests in flight, one connection", width=160)
     print(f"\nrouter_vs_echo = {ratio:.2f} (goal >= {GOAL:.2f}: {'met' if ratio >= GOAL else 'MISSED'})")
 
     doc = {
@@ -253,29 +234,14 @@ def main() -> int:
             "serving only the echo model, one CocoonClient paying a voucher per request"
         ),
         "embed_frame_bytes": size,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "loadavg_after": os.getloadavg(),
         "runs": {"bare_websockets_echo": bare, "router_echo_model": routed},
         "goal": {"router_vs_echo": GOAL},
         "ratios": {"router_vs_echo": ratio},
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}", file=sys.stderr)
+    write_result(args.out, doc)
     return 0
-
-
-def print_table(rows: list[tuple[str, ...]], *, title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for i, h in enumerate(rows[0]):
-        table.add_column(h, justify="left" if i == 0 else "right")
-    for r in rows[1:]:
-        table.add_row(*r)
-    Console(width=160).print(table)
 
 
 if __name__ == "__main__":

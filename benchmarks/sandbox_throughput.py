@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from pytoniq_core import Address, StateInit, begin_cell
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import write_result  # noqa: E402
 from benchmarks._node import NodeRunError, run_node  # noqa: E402
 from offchain.ton.blockchain import Blockchain, ton  # noqa: E402
 from offchain.ton.build import code_cell  # noqa: E402
@@ -168,8 +168,7 @@ def main() -> int:
         "ratios": {"messages": py_msg / js_msg, "gets": py_get / js_get,
                    "messages_first_pass": py_msg1 / js_msg1, "gets_first_pass": py_get1 / js_get1},
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_result(args.out, out, announce=False)
     return 1 if diffs else 0
 
 

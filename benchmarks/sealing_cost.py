@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -47,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-import nacl.signing
 import nacl.utils
 import numpy as np
 from nacl.public import Box, PrivateKey, PublicKey
@@ -57,14 +54,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._bare_onnx import sample_texts  # noqa: E402
+from benchmarks._common import devnet_client, devnet_network, embed_load, machine, print_table, write_result  # noqa: E402
 from offchain.client import CocoonClient  # noqa: E402
-from offchain.client._client import ClientConfig  # noqa: E402
 from offchain.devnet import Devnet, DevnetConfig  # noqa: E402
 from offchain.models import MINILM_NAME  # noqa: E402
 from offchain.protocol.sealing import open_answer, open_request, seal_answer, seal_request  # noqa: E402
 from offchain.protocol.wire import SealedInput  # noqa: E402
-from offchain.ton._wallet import localnet_mnemonic  # noqa: E402
-from offchain.ton.network import create_network_provider  # noqa: E402
 
 MODELS = (MINILM_NAME, "echo")
 GOAL = 0.95
@@ -76,51 +71,20 @@ DIM = 384  # MiniLM's embedding size: the in-process answer is per_request x DIM
 # ---- the network: two clients, one sealed, one plain ------------------------------------------------
 async def drive(client: CocoonClient, texts: list[str], *, model: str, tasks: int, per: int, seconds: float) -> dict:
     """`tasks` concurrent loops of `embed(per sentences)` for `seconds`; embeddings/s."""
-    n_texts = len(texts)
-    counts = [0] * tasks
-    stop_at = 0.0
-
-    async def loop(k: int) -> None:
-        j = k * 7
-        while time.perf_counter() < stop_at:
-            start = (j * per) % (n_texts - per)
-            r = await client.embed(texts[start : start + per], model=model)
-            if r.vectors.shape[0] != per:
-                raise RuntimeError(f"got {r.vectors.shape[0]} vectors for {per} inputs")
-            counts[k] += per
-            j += 1
-
-    t0 = time.perf_counter()
-    stop_at = t0 + seconds
-    await asyncio.gather(*(loop(k) for k in range(tasks)))
-    dt = time.perf_counter() - t0
-    n = sum(counts)
+    n, dt = await embed_load(client, texts, model=model, tasks=tasks, per=per, seconds=seconds)
     return {"embeddings": n, "requests": n // per, "seconds": dt, "embeddings_per_s": n / dt}
 
 
 async def network_runs(devnet: Devnet, workdir: Path, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     texts = sample_texts(args.texts)
-    config = dict(
-        router_url=devnet.router["url"],
-        root=devnet.root,
-        router=devnet.router["address"],
-        router_key=bytes.fromhex(devnet.router["router_key"]),
-    )
     nets = []
     clients: dict[str, CocoonClient] = {}
     out: dict[str, dict[str, Any]] = {}
     try:
         for side, wallet, seal in (("sealed", devnet.client_wallet, True), ("plain", devnet.client_wallet + 1, False)):
-            env = {"WALLET_MNEMONIC": " ".join(localnet_mnemonic(wallet)), "WALLET_VERSION": "v5r1"}
-            net = await create_network_provider("localnet", base_url=devnet.api_url, env=env)
+            net = await devnet_network(devnet, wallet)
             nets.append(net)
-            clients[side] = CocoonClient(
-                ClientConfig(**config, seal=seal),
-                chain=net.chain,
-                wallet=net.sender(),
-                channel_key=nacl.signing.SigningKey.generate(),
-                store=workdir / f"client-{side}.db",
-            )
+            clients[side] = devnet_client(devnet, net, workdir / f"client-{side}.db", seal=seal)
         await asyncio.gather(*(c.open_channel(deposit=100 * 10**9) for c in clients.values()))
         for model in MODELS:
             for side in ("sealed", "plain"):
@@ -268,26 +232,6 @@ def primitives(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 # ---- report ------------------------------------------------------------------------------------------
-def print_table(rows: list[tuple[str, ...]], *, title: str) -> None:
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        print(title)
-        for n, r in enumerate(rows):
-            print("  ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i]) for i, c in enumerate(r)))
-            if n == 0:
-                print("  ".join("-" * x for x in w))
-        return
-    table = Table(title=title)
-    for i, h in enumerate(rows[0]):
-        table.add_column(h, justify="left" if i == 0 else "right")
-    for r in rows[1:]:
-        table.add_row(*r)
-    Console(width=200).print(table)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="one timed window")
@@ -389,9 +333,7 @@ def main() -> int:
             "answer_dim": DIM,
         },
         "machine": {
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
+            **machine(),
             "loadavg_before": load_before,
             "loadavg_after_network": load_network,
             "loadavg_after": load_after,
@@ -404,10 +346,7 @@ def main() -> int:
         "goal": {"sealed_vs_plain": GOAL},
         "ratios": ratios,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}", file=sys.stderr)
+    write_result(args.out, doc)
     return 0
 
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -35,6 +33,7 @@ from pytoniq_core import Address
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import machine, write_result  # noqa: E402
 from offchain.protocol.voucher import SignedVoucher, sign_voucher  # noqa: E402
 from offchain.router._core import Account  # noqa: E402
 from offchain.router._store import RouterStore  # noqa: E402
@@ -189,7 +188,7 @@ def main() -> int:
         "n": args.n,
         "persist_n": args.persist,
         "repeat": args.repeat,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "loadavg_after": os.getloadavg(),
         "rates_per_s": {
             "raw_verify": raw_rate,
@@ -202,10 +201,7 @@ def main() -> int:
         "goal": {"voucher_verify": GOAL},
         "ratios": ratios,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}", file=sys.stderr)
+    write_result(args.out, doc)
     return 0
 
 
