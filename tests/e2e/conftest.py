@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,10 +17,3 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     net.start()
     yield net
     net.close()
-
-
-def logs(net: Devnet) -> str:
-    return "\n".join(f"===== {n}\n{p.output(30)}" for n, p in net.sup.procs.items())
-
-
-__all__ = ["Path", "logs"]

@@ -17,7 +17,7 @@ from offchain.protocol.voucher import sign_voucher
 from offchain.protocol.wire import Embed, Embedded, Error, ErrorCode, ListModels, Models, VoucherFrame
 from offchain.ton._wallet import WalletKey, localnet_mnemonic
 
-MODEL = "all-MiniLM-L6-v2"
+from ._helpers import MODEL
 
 
 def wallet(i: int) -> str:

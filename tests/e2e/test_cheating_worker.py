@@ -6,20 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from nacl.signing import SigningKey
 
-from offchain.client import ClientConfig, CocoonClient
+from offchain.client import CocoonClient
 from offchain.devnet import Devnet, DevnetConfig, wallet_env
 from offchain.errors import RequestFailed
 from offchain.protocol.wire import ErrorCode
 from offchain.ton.network import create_network_provider
 
-MODEL = "all-MiniLM-L6-v2"
+from ._helpers import MODEL, router_config, router_db
 
 
 @pytest.fixture
@@ -31,26 +30,16 @@ def net(tmp_path: Path) -> Iterator[Devnet]:
 
 
 def charged(net: Devnet) -> int:
-    db = sqlite3.connect(f"file:{net.workdir / 'router' / 'router.db'}?mode=ro", uri=True)
-    try:
-        return db.execute("SELECT coalesce(sum(charged_compute), 0) FROM accounts").fetchone()[0]
-    finally:
-        db.close()
+    return router_db(net, "SELECT coalesce(sum(charged_compute), 0) FROM accounts")[0][0]
 
 
 async def attempt(net: Devnet, tmp_path: Path) -> RequestFailed:
     """One sealed request from a fresh client; returns the error it must end in."""
     chain_net = await create_network_provider("localnet", base_url=net.api_url, env=wallet_env(net.client_wallet))
-    cfg = ClientConfig(
-        router_url=net.router["url"],
-        root=net.root,
-        router=net.router["address"],
-        router_key=bytes.fromhex(net.router["router_key"]),
-    )
     async with (
         chain_net,
         CocoonClient(
-            cfg,
+            router_config(net),
             chain=chain_net.chain,
             wallet=chain_net.sender(),
             channel_key=SigningKey.generate(),

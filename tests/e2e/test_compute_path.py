@@ -17,13 +17,11 @@ from offchain.ton.network import ChainContractProvider, LocalnetProvider
 from wrappers.channel import Channel
 from wrappers.events import VoucherRedeemed, default_registry
 
-from .conftest import logs
-
-MODEL = "all-MiniLM-L6-v2"
+from ._helpers import MODEL, gateway, logs
 
 
 def client(net: Devnet, key: str = "sk-test") -> openai.OpenAI:
-    return openai.OpenAI(base_url=net.gateway_url, api_key=key, timeout=60, max_retries=0)
+    return gateway(net, key)
 
 
 def test_openai_client_gets_embeddings_paid_through_the_channel(devnet: Devnet) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import signal
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +15,7 @@ import pytest
 
 from offchain.devnet import Devnet, DevnetConfig
 
-from .conftest import logs
-
-MODEL = "all-MiniLM-L6-v2"
+from ._helpers import MODEL, embed, gateway, logs, read_db, router_db, wait_log
 
 
 @pytest.fixture
@@ -30,26 +27,11 @@ def net(tmp_path: Path) -> Iterator[Devnet]:
     d.close()
 
 
-def client(net: Devnet) -> openai.OpenAI:
-    return openai.OpenAI(base_url=net.gateway_url, api_key="x", timeout=60, max_retries=0)
-
-
-def embed(net: Devnet, texts: list[str]) -> int:
-    """One request through the gateway; returns the nanoTON it cost (the gateway's header)."""
-    raw = client(net).embeddings.with_raw_response.create(input=texts, model=MODEL)
-    raw.parse()
-    return int(raw.headers["x-cocoon-cost-nanoton"])
-
-
 def router_books(net: Devnet) -> tuple[int, int]:
     """(charged compute, vouchers held) from the router's store, read-only."""
-    db = sqlite3.connect(f"file:{net.workdir / 'router' / 'router.db'}?mode=ro", uri=True)
-    try:
-        (charged,) = db.execute("SELECT coalesce(sum(charged_compute), 0) FROM accounts").fetchone()
-        (held,) = db.execute("SELECT count(*) FROM vouchers").fetchone()
-        return charged, held
-    finally:
-        db.close()
+    [(charged, held)] = router_db(net, "SELECT (SELECT coalesce(sum(charged_compute), 0) FROM accounts), "
+                                       "(SELECT count(*) FROM vouchers)")
+    return charged, held
 
 
 def client_books(net: Devnet, *, charged: int | None = None, timeout: float = 10.0) -> tuple[int, int]:
@@ -59,11 +41,7 @@ def client_books(net: Devnet, *, charged: int | None = None, timeout: float = 10
     with `charged`, wait (bounded) until its books show that charge."""
     deadline = time.monotonic() + timeout
     while True:
-        db = sqlite3.connect(f"file:{net.workdir / 'gateway' / 'client.db'}?mode=ro", uri=True)
-        try:
-            books = db.execute("SELECT compute, charged_compute FROM channel").fetchone()
-        finally:
-            db.close()
+        books = read_db(net.workdir / "gateway" / "client.db", "SELECT compute, charged_compute FROM channel")[0]
         if charged is None or books[1] == charged or time.monotonic() > deadline:
             return books
         time.sleep(0.05)
@@ -74,7 +52,7 @@ def wait_models(net: Devnet, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if [m.id for m in client(net).models.list().data] == [MODEL]:
+            if [m.id for m in gateway(net).models.list().data] == [MODEL]:
                 return
         except openai.APIError:
             pass
@@ -123,15 +101,6 @@ def test_client_restarted_mid_stream_never_signs_lower_and_goes_on(net: Devnet) 
     after, client_charged = client_books(net, charged=charged)
     assert after >= before, "a restarted client never signs a lower total"
     assert charged == client_charged == sum(costs)
-
-
-def wait_log(net: Devnet, name: str, text: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if text in net.sup.procs[name].output(400):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{name} never logged {text!r} within {timeout}s\n{logs(net)}")
 
 
 def test_unstaked_worker_is_dropped_and_the_other_serves(net: Devnet) -> None:

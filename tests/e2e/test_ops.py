@@ -6,18 +6,14 @@ served it, and its cost by the router's charged total."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
-import openai
 from prometheus_client.parser import text_string_to_metric_families
 
 from offchain.devnet import Devnet
 
-from .conftest import logs
-
-MODEL = "all-MiniLM-L6-v2"
+from ._helpers import MODEL, gateway, logs, wait_until
 
 
 def metrics(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -48,14 +44,6 @@ def healthy(url: str, net: Devnet, timeout: float = 30.0) -> dict[str, Any]:
         time.sleep(0.1)  # a poll interval, bounded by the deadline above
 
 
-def wait_for(cond: Callable[[], bool], what: str, net: Devnet, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} within {timeout}s\n{logs(net)}")
-        time.sleep(0.1)
-
-
 def test_router_and_worker_metrics_count_a_request(devnet: Devnet) -> None:
     router_ops = devnet.router["ops_url"]
     worker_ops = [p.info["ops_url"] for p in devnet.workers]
@@ -67,7 +55,7 @@ def test_router_and_worker_metrics_count_a_request(devnet: Devnet) -> None:
         assert healthy(url, devnet)["models"] == [MODEL]
     # the workers joined the router before their ready files were written; the gateway's
     # client session is open once it served /v1/models
-    c = openai.OpenAI(base_url=devnet.gateway_url, api_key="sk-test", timeout=60, max_retries=0)
+    c = gateway(devnet, "sk-test")
     assert [m.id for m in c.models.list().data] == [MODEL]
 
     before_router = metrics(router_ops)
@@ -106,4 +94,4 @@ def test_router_and_worker_metrics_count_a_request(devnet: Devnet) -> None:
         redeems = metrics(router_ops)["cocoon_router_redeems_total"]
         return any(labels["status"] == "ok" and v >= 1 for labels, v in redeems)
 
-    wait_for(redeemed, "a landed redeem counted", devnet)
+    wait_until("a landed redeem counted", devnet, redeemed)

@@ -12,12 +12,11 @@ import re
 import uuid
 from pathlib import Path
 
-import openai
 import pytest
 
 from offchain.devnet import Devnet
 
-MODEL = "all-MiniLM-L6-v2"
+from ._helpers import MODEL, gateway
 
 
 def process_memory_has(pid: int, needle: bytes) -> bool:
@@ -45,7 +44,7 @@ def files_have(folder: Path, needle: bytes) -> list[Path]:
 @pytest.mark.skipif(not os.access("/proc/self/mem", os.R_OK), reason="needs /proc/<pid>/mem")
 def test_router_never_sees_the_plaintext(devnet: Devnet) -> None:
     secret = f"my confidential prompt {uuid.uuid4().hex}"
-    client = openai.OpenAI(base_url=devnet.gateway_url, api_key="sk-test", timeout=60, max_retries=0)
+    client = gateway(devnet, "sk-test")
     for _ in range(3):
         r = client.embeddings.create(input=[secret], model=MODEL)
         assert len(r.data[0].embedding) == 384

@@ -12,18 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 from nacl.signing import SigningKey
 from pytoniq_core import Address
 
-from offchain.client import ClientConfig, CocoonClient
+from offchain.client import CocoonClient
 from offchain.devnet import Devnet, DevnetConfig, wallet_env
 from offchain.devnet._network import FIRST_WORKER, FOUNDATION, ROUTER
 from offchain.errors import ContractRefused
@@ -35,9 +33,8 @@ from wrappers.errors import ExitCode
 from wrappers.events import ChannelClosed, ChannelClosing, RevenueDeposited, VoucherRedeemed, default_registry
 from wrappers.opcodes import Op
 
-from .conftest import logs
+from ._helpers import MODEL, embed, logs, router_config, router_db, wait_log, wait_until
 
-MODEL = "all-MiniLM-L6-v2"
 TON = 10**9
 CLOSE_DELAY = 5  # seconds: long enough to be refused before it, short enough to wait out
 CLOSE_VALUE = 50_000_000  # what CocoonClient attaches to StartClose / FinishClose / CooperativeClose
@@ -54,25 +51,6 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     d.start()
     yield d
     d.close()
-
-
-def gateway(net: Devnet) -> openai.OpenAI:
-    return openai.OpenAI(base_url=net.gateway_url, api_key="x", timeout=60, max_retries=0)
-
-
-def embed(net: Devnet, texts: list[str]) -> int:
-    """One request through the gateway; returns the nanoTON it cost."""
-    raw = gateway(net).embeddings.with_raw_response.create(input=texts, model=MODEL)
-    raw.parse()
-    return int(raw.headers["x-cocoon-cost-nanoton"])
-
-
-def router_db(net: Devnet, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    db = sqlite3.connect(f"file:{net.workdir / 'router' / 'router.db'}?mode=ro", uri=True)
-    try:
-        return db.execute(sql, args).fetchall()
-    finally:
-        db.close()
 
 
 def charged(net: Devnet, channel: str) -> int:
@@ -101,20 +79,6 @@ def usage(net: Devnet, provider: str) -> int:
 
 def gateway_channel(net: Devnet) -> str:
     return str(net.sup.procs["gateway"].info["channel"])
-
-
-def wait_until(what: str, net: Devnet, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout:g}s\n{logs(net)}")
-
-
-def wait_log(net: Devnet, name: str, text: str, timeout: float = 30.0) -> None:
-    wait_until(f"{name} logs {text!r}", net, lambda: text in net.sup.procs[name].output(400), timeout)
 
 
 async def events(chain: ToncenterProvider, address: str) -> list[Any]:
@@ -163,9 +127,7 @@ async def direct_client(net: Devnet, store: Path) -> AsyncIterator[tuple[CocoonC
     (so a fresh channel), its own store."""
     store.mkdir(parents=True, exist_ok=True)
     chain = LocalnetProvider(net.api_url)
-    config = ClientConfig(router_url=net.router["url"], root=net.root, router=net.router["address"],
-                          router_key=bytes.fromhex(net.router["router_key"]))
-    client = CocoonClient(config, chain=chain, wallet=wallet(chain, net.client_wallet + 1),
+    client = CocoonClient(router_config(net), chain=chain, wallet=wallet(chain, net.client_wallet + 1),
                           channel_key=SigningKey.generate(), store=store / "client.db")
     try:
         yield client, chain

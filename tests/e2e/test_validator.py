@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,9 +23,10 @@ from offchain.mesh import connect, join
 from offchain.protocol.wire import ErrorCode
 from offchain.ton.network import ChainContractProvider, create_network_provider
 from offchain.validator._core import FraudRecord, verify_fraud_record
-from tests.e2e.conftest import logs
 from wrappers.events import Slashed, default_registry
 from wrappers.provider import Provider, ProviderState
+
+from ._helpers import read_db, wait_until
 
 STAKE = 2 * 10**9  # the devnet's worker stake
 SLASH = 15 * 10**8  # leaves 0.5 TON, below Root's 1 TON minimum: the Provider goes inactive
@@ -66,13 +66,7 @@ def net(tmp_path: Path) -> Iterator[Devnet]:
 
 
 def wait_for(what: str, check: Callable[[], Any], net: Devnet, timeout: float = 40.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.2)
-    pytest.fail(f"{what} within {timeout:g}s\n{logs(net)}")
+    return wait_until(what, net, check, timeout, interval=0.2)
 
 
 def reported(net: Devnet) -> dict[str, float]:
@@ -84,11 +78,7 @@ def reported(net: Devnet) -> dict[str, float]:
 
 
 def validator_db(net: Devnet, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    db = sqlite3.connect(f"file:{net.workdir / 'validator0' / 'validator.db'}?mode=ro", uri=True)
-    try:
-        return db.execute(sql, params).fetchall()
-    finally:
-        db.close()
+    return read_db(net.workdir / "validator0" / "validator.db", sql, params)
 
 
 async def provider_state(net: Devnet, address: str) -> tuple[Any, list[Slashed]]:

@@ -1,0 +1,71 @@
+"""Readers and waits the end-to-end tests share: the agents' logs, their SQLite books (read
+read-only, as an operator would), the gateway as an `openai` client, bounded polls."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from offchain.client import ClientConfig
+from offchain.devnet import Devnet
+
+MODEL = "all-MiniLM-L6-v2"
+
+
+def logs(net: Devnet) -> str:
+    return "\n".join(f"===== {n}\n{p.output(30)}" for n, p in net.sup.procs.items())
+
+
+def read_db(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The rows of `sql` on the SQLite file at `path`, opened read-only."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute(sql, params).fetchall()
+    finally:
+        db.close()
+
+
+def router_db(net: Devnet, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """The rows of `sql` on the router's store, read-only."""
+    return read_db(net.workdir / "router" / "router.db", sql, args)
+
+
+def router_config(net: Devnet) -> ClientConfig:
+    """A `ClientConfig` for the devnet's router."""
+    return ClientConfig(router_url=net.router["url"], root=net.root, router=net.router["address"],
+                        router_key=bytes.fromhex(net.router["router_key"]))
+
+
+def gateway(net: Devnet, key: str = "x") -> openai.OpenAI:
+    """The official `openai` client on the devnet's gateway."""
+    return openai.OpenAI(base_url=net.gateway_url, api_key=key, timeout=60, max_retries=0)
+
+
+def embed(net: Devnet, texts: list[str]) -> int:
+    """One request through the gateway; returns the nanoTON it cost (the gateway's header)."""
+    raw = gateway(net).embeddings.with_raw_response.create(input=texts, model=MODEL)
+    raw.parse()
+    return int(raw.headers["x-cocoon-cost-nanoton"])
+
+
+def wait_until(what: str, net: Devnet, check: Callable[[], Any], timeout: float = 30.0, *,
+               interval: float = 0.1) -> Any:
+    """`check()` every `interval` seconds until it is truthy (its value), for at most `timeout`
+    seconds; then fails with `what` and the agents' logs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not within {timeout:g}s\n{logs(net)}")
+
+
+def wait_log(net: Devnet, name: str, text: str, timeout: float = 30.0) -> None:
+    """Until process `name` logs `text` (within its last 400 lines)."""
+    wait_until(f"{name} logs {text!r}", net, lambda: text in net.sup.procs[name].output(400), timeout)
