@@ -63,6 +63,7 @@ class ExitCode(IntEnum):
     CLAIM_EXCEEDS_ALLOCATED = 1308
     # 1309 retired
     POOL_NOT_CONFIGURED = 1310
+    EPOCH_SKIPPED = 1311
     # shared
     UNKNOWN_OP = 1900
     NOT_OWNER = 1901

@@ -153,7 +153,13 @@ def test_epoch_report_rejections(pay: PayEnv):
     # the tree's total never shrinks
     smaller = MerkleSumTree([Leaf(pay.owner.address, Role.GPU, split.providers - 1)])
     rejected(ExitCode.BAD_ROOT_TOTAL, *report_for(pay, 2, 0, 0, smaller))
+    # a quorum-signed report for a far epoch would leave no epoch after it: only last + 1 is taken
+    same = MerkleSumTree([Leaf(pay.owner.address, Role.GPU, split.providers)])
+    rejected(ExitCode.EPOCH_SKIPPED, *report_for(pay, 2**32 - 1, 0, 0, same))
+    rejected(ExitCode.EPOCH_SKIPPED, *report_for(pay, 3, 0, 0, same))
     assert pay.pool_data().epoch == 1
+    find_tx(pay.post_report(*report_for(pay, 2, 0, 0, same)), to=pay.pool.address, success=True)
+    assert pay.pool_data().epoch == 2
 
 
 # ---- claims -------------------------------------------------------------------------------
