@@ -88,6 +88,7 @@ class Devnet:
         self.workers: list[Proc] = []
         self.gateway_url = ""
         self.validators: list[Proc] = []
+        self.web: dict[str, Any] = {}
 
     def __enter__(self) -> Devnet:
         return self.start()
@@ -255,6 +256,20 @@ class Devnet:
         p = self._agent("gateway", ["gateway"], values, FIRST_WORKER + self.config.workers, 90)
         self.gateway_url = p.info["url"]
         return self.gateway_url
+
+    def start_web(self, *, slow_delay: float = 1.0, huge_size: int | None = None) -> dict[str, Any]:
+        """The local web (`python -m offchain.devnet._web`): HTTPS sites on loopback with a test
+        CA. Returns its ready info `{port, host, hosts, ca_file, resolve}` (also `self.web`);
+        `Resolver.from_dict(info["resolve"])` and `ca_file` reach it. Not part of `start()`."""
+        self.progress("local web (HTTPS sites on loopback)")
+        ready = self.workdir / "web.ready.json"
+        argv = ["-m", "offchain.devnet._web", "--ready-file", str(ready), "--dir", str(self.workdir / "web"),
+                "--slow-delay", str(slow_delay)]
+        if huge_size is not None:
+            argv += ["--huge-size", str(huge_size)]
+        p = self.sup.start("web", argv, ready_file=ready)
+        self.web = self.sup.wait_ready(p, timeout=30)
+        return self.web
 
     def validator_wallet(self, i: int) -> int:
         return FIRST_WORKER + self.config.workers + 2 + 2 * i
