@@ -30,6 +30,14 @@
     │       ├── TcbRejected             the platform's TCB status or an advisory is outside the policy
     │       ├── ImageNotAllowed         the image measurement is not in Root's allowlist
     │       └── QuoteRejected           any other refusal by dcap-qvl (`reason` is its message)
+    ├── DatasetError                    offchain.dataset refused a dataset (names the first bad record)
+    │   ├── DatasetMalformed            a file is missing, unreadable or not in the dataset's layout
+    │   ├── RecordHashMismatch          a record's fields do not hash to its `record_hash` cell
+    │   ├── RecordSignatureInvalid      a record's signature is not its validator's over its hash
+    │   ├── InclusionProofInvalid       a record's inclusion proof does not lead to the manifest root
+    │   ├── ManifestMismatch            the manifest's root, sizes or counts disagree with the records
+    │   ├── ManifestSignatureInvalid    a validator's signature over the manifest fails, or none signed
+    │   └── UntrustedValidator          a signer (of the manifest or of a record) is not trusted
     ├── ConfigError
     └── StorageError
 
@@ -49,14 +57,19 @@ __all__ = [
     "CollateralMissing",
     "ConfigError",
     "ContractRefused",
+    "DatasetError",
+    "DatasetMalformed",
     "DebugTdRefused",
     "DevNotAllowed",
     "EmulationError",
     "EvidenceMalformed",
     "GetMethodError",
     "ImageNotAllowed",
+    "InclusionProofInvalid",
     "InvalidMessage",
     "InvalidSignature",
+    "ManifestMismatch",
+    "ManifestSignatureInvalid",
     "PeerError",
     "PeerRejected",
     "ProtocolError",
@@ -64,6 +77,8 @@ __all__ = [
     "QuoteCertificationInvalid",
     "QuoteRejected",
     "QuoteSignatureInvalid",
+    "RecordHashMismatch",
+    "RecordSignatureInvalid",
     "ReportDataMismatch",
     "RequestFailed",
     "StaleVoucher",
@@ -71,6 +86,7 @@ __all__ = [
     "TcbRejected",
     "TimeError",
     "UnsupportedEvidence",
+    "UntrustedValidator",
     "VoucherOverspent",
 ]
 
@@ -309,6 +325,97 @@ class QuoteRejected(AttestationError):
     def __init__(self, detail: str) -> None:
         self.detail = detail
         super().__init__(f"quote rejected: {detail}")
+
+
+class DatasetError(CocoonError):
+    """A dataset failed verification: where (a record, a shard, the manifest) and why.
+
+    For a record, `index` is its position in the dataset (its Merkle leaf), `shard` its
+    Parquet file, `row` its row there and `url` its URL; all are None for the manifest.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        index: int | None = None,
+        shard: str | None = None,
+        row: int | None = None,
+        url: str | None = None,
+        where: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.index = index
+        self.shard = shard
+        self.row = row
+        self.url = url
+        if where is None:
+            if index is not None:
+                # a URL comes from the data: escape what could break the one-line report
+                shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in url) if url is not None else None
+                where = f"record {index} ({shard} row {row}, {shown})"
+            elif shard is not None:
+                where = shard
+            else:
+                where = "dataset"
+        self.where = where
+        super().__init__(f"{where}: {reason}")
+
+
+class DatasetMalformed(DatasetError):
+    """A file is missing or unreadable, a column or value is not the dataset's layout."""
+
+
+class RecordHashMismatch(DatasetError):
+    """The record's fields (canonical JSON) do not hash to the `record_hash` stored with it."""
+
+
+class RecordSignatureInvalid(DatasetError):
+    """The record's signature is not its `validator_key`'s over its hash."""
+
+
+class InclusionProofInvalid(DatasetError):
+    """The record's inclusion proof does not lead from its hash to the manifest's Merkle root."""
+
+
+class ManifestMismatch(DatasetError):
+    """A manifest field (`field`: merkle.root, counts.bytes, ...) disagrees with the records."""
+
+    def __init__(self, field: str, expected: object, actual: object) -> None:
+        self.field = field
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"{field} is {expected} but the records give {actual}", where="manifest.json")
+
+
+class ManifestSignatureInvalid(DatasetError):
+    """A validator's signature over the manifest digest fails (`validator` hex), or none signed."""
+
+    def __init__(self, reason: str, *, validator: str | None = None) -> None:
+        self.validator = validator
+        super().__init__(reason, where="manifest.json")
+
+
+class UntrustedValidator(DatasetError):
+    """A validator key (`validator` hex) signed the manifest, or a record, and is not trusted."""
+
+    def __init__(
+        self,
+        validator: str,
+        *,
+        index: int | None = None,
+        shard: str | None = None,
+        row: int | None = None,
+        url: str | None = None,
+    ) -> None:
+        self.validator = validator
+        if index is None:
+            super().__init__(f"validator {validator} signed the manifest but is not trusted", where="manifest.json")
+        else:
+            super().__init__(
+                f"validator {validator} signed this record but is not trusted",
+                index=index, shard=shard, row=row, url=url,
+            )
 
 
 class ConfigError(CocoonError):
