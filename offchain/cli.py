@@ -49,6 +49,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 _AGENTS = {
     "router": "offchain.router._main:run_router",
     "worker": "offchain.worker._main:run_worker",
+    "datanode": "offchain.datanode._main:run_datanode",
     "validator": "offchain.validator._main:run_validator",
 }
 

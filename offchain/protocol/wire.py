@@ -78,6 +78,15 @@ __all__ = [
     "receipt_digest",
     "wire_address",
 ]
+__all__ += [  # data node streams
+    "MAX_STREAM_DATA",
+    "StreamClose",
+    "StreamData",
+    "StreamOpen",
+    "StreamOpened",
+    "StreamRefusal",
+    "StreamRefused",
+]
 
 PROTOCOL_VERSION = 2  # 2: sealed requests, receipts bind the answer's key
 MAX_FRAME_BYTES = 4 * 1024 * 1024
@@ -412,6 +421,70 @@ class Error(_Frame):
     message: Message = ""
 
 
+# ---- data node streams (DESIGN.md, "Data node": the validator is the TLS client) ----------
+MAX_STREAM_DATA = 64 * 1024
+"""Bytes in one `StreamData` frame."""
+
+
+class StreamRefusal(IntEnum):
+    """Why a data node refused to open a stream (`StreamRefused.reason`), defined once."""
+
+    PORT = 1  # not a port the node relays (80 and 443)
+    DESTINATION = 2  # the resolved address is private, loopback, link-local, multicast, reserved or unspecified
+    UNRESOLVED = 3  # the name does not resolve (or is not a host name)
+    TOO_MANY_STREAMS = 4  # the node's cap on concurrent streams
+    DUPLICATE = 5  # a stream with this id is open on this connection
+    CONNECT_FAILED = 6  # every checked address refused or timed out
+    SHUTTING_DOWN = 7
+
+
+Host = Annotated[str, Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9._:\[\]-]+\Z")]  # a name or an IP literal
+IpText = Annotated[str, Meta(min_length=2, max_length=45, pattern=r"^[0-9A-Fa-f.:]+\Z")]
+
+
+class StreamOpen(_Frame):
+    """Router -> data node: open a TCP stream to `host`:`port` (the router's id for it).
+
+    The node resolves `host` itself, checks the resolved address against its policy, and
+    connects to exactly that address (no second lookup: no DNS rebinding)."""
+
+    id: U64
+    host: Host
+    port: Annotated[int, Meta(ge=1, le=65_535)]
+
+
+class StreamOpened(_Frame):
+    """Data node -> router: connected; `address` is the IP it checked and connected to."""
+
+    id: U64
+    address: IpText
+
+
+class StreamRefused(_Frame):
+    """Data node -> router: the stream was not opened (nothing was sent to the target)."""
+
+    id: U64
+    reason: StreamRefusal
+    message: Message = ""
+
+
+class StreamData(_Frame):
+    """Bytes of an open stream, either way (TLS records: the node cannot read them)."""
+
+    id: U64
+    data: Annotated[bytes, Meta(min_length=1, max_length=MAX_STREAM_DATA)]
+
+
+class StreamClose(_Frame):
+    """Either way: the stream is over (the sender has dropped it; no answer is sent).
+
+    From the node, after the last `StreamData`: the target closed (`error` empty), or the
+    node closed it (`error` says why: its byte cap, a failed write)."""
+
+    id: U64
+    error: Message = ""
+
+
 Frame = (
     Challenge
     | Hello
@@ -432,6 +505,11 @@ Frame = (
     | CloseApproved
     | Reputation
     | Error
+    | StreamOpen
+    | StreamOpened
+    | StreamRefused
+    | StreamData
+    | StreamClose
 )
 
 _encoder = msgspec.msgpack.Encoder()

@@ -131,6 +131,15 @@ FRAMES = [
     Dispute(id=6, receipt=receipt(), answer=b"sealed answer", ephemeral=K),
     DisputeSettled(id=6, refunded=1200, account=account()),
     Reputation(provider=ADDR, score=0.25, probes=12, failures=3),
+    # data node streams
+    wire.StreamOpen(id=11, host="example.org", port=443),
+    wire.StreamOpen(id=12, host="[2001:db8::1]", port=80),
+    wire.StreamOpened(id=11, address="93.184.216.34"),
+    wire.StreamRefused(id=12, reason=wire.StreamRefusal.DESTINATION, message="loopback"),
+    wire.StreamData(id=11, data=b"\x16\x03\x01" * 10),
+    wire.StreamData(id=11, data=b"x" * wire.MAX_STREAM_DATA),
+    wire.StreamClose(id=11),
+    wire.StreamClose(id=11, error="byte cap"),
 ]
 
 
@@ -189,6 +198,19 @@ CHALLENGE = FRAMES[0]
         pytest.param(embed(texts=[]), {"tokens": [[-1]]}, id="token-id-negative"),
         pytest.param(FRAMES[15], {"message": "m" * 1001}, id="error-message-too-long"),
         pytest.param(FRAMES[4], {"capacity": 0}, id="capacity-zero"),
+        pytest.param(wire.StreamOpen(id=1, host="a", port=443), {"port": 0}, id="stream-port-zero"),
+        pytest.param(wire.StreamOpen(id=1, host="a", port=443), {"port": 65_536}, id="stream-port-over"),
+        pytest.param(wire.StreamOpen(id=1, host="a", port=443), {"host": ""}, id="stream-host-empty"),
+        pytest.param(wire.StreamOpen(id=1, host="a", port=443), {"host": "a b"}, id="stream-host-space"),
+        pytest.param(wire.StreamOpen(id=1, host="a", port=443), {"host": "a\n"}, id="stream-host-newline"),
+        pytest.param(wire.StreamOpen(id=1, host="a", port=443), {"host": "a" * 254}, id="stream-host-long"),
+        pytest.param(wire.StreamOpened(id=1, address="1.2.3.4"), {"address": "example.org"}, id="stream-address-name"),
+        pytest.param(wire.StreamRefused(id=1, reason=wire.StreamRefusal.PORT), {"reason": 99}, id="refusal-unknown"),
+        pytest.param(wire.StreamData(id=1, data=b"x"), {"data": b""}, id="stream-data-empty"),
+        pytest.param(
+            wire.StreamData(id=1, data=b"x"), {"data": b"x" * (wire.MAX_STREAM_DATA + 1)}, id="stream-data-too-long"
+        ),
+        pytest.param(wire.StreamClose(id=1), {"error": "e" * 1001}, id="stream-close-error-long"),
     ],
 )
 def test_decode_out_of_bounds_field_is_refused(frame: wire.Frame, overrides: dict[str, object]) -> None:

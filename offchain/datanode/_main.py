@@ -1,0 +1,188 @@
+"""`cocoon agent datanode`: register as a bandwidth Provider if needed, then relay for a router.
+
+network = "localnet"
+root = "EQ..."
+router = "ws://router.example.org:8700"
+stake = "10"                          # TON staked at registration (from WALLET_MNEMONIC's wallet)
+endpoint = "datanode://my-home-box"   # what the Provider records
+allow_private = false                 # relay to private/loopback targets (default: true on localnet only)
+ports = [80, 443]                     # the ports relayed
+max_streams = 16                      # concurrent streams
+max_stream_bytes = 16777216           # per stream, both directions (16 MiB)
+bytes_per_second = 2097152            # the node's bandwidth, both directions (2 MiB/s)
+burst_bytes = 2097152                 # what the token bucket saves while idle
+connect_timeout = 10
+data_dir = ".cocoon/datanode"         # node.key
+ops_host = "127.0.0.1"  ops_port = 0  # /healthz + /metrics; 0: a free port, -1: off
+ready_file = "..."                    # JSON {provider, node_key, ops_url} once connected
+
+`/healthz` is 503 while the node is not connected to its router.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nacl.signing import SigningKey
+from prometheus_client import CollectorRegistry, ProcessCollector
+
+from offchain.agentkit import AgentConfig, node_key, open_network, write_ready
+from offchain.datanode._agent import DataNode, DataNodeConfig
+from offchain.datanode._policy import DEFAULT_PORTS, Caps, Policy
+from offchain.errors import ConfigError
+from offchain.ops import running_ops
+from offchain.ton.network import NetworkProvider
+from scripts._common import parse_ton
+from wrappers.errors import ExitCode
+from wrappers.messages import RefuseRegistration
+from wrappers.opcodes import Op
+from wrappers.provider import PROVIDER_OP_FEE, PROVIDER_STORAGE_RESERVE, REGISTER_FEE, Provider, Role
+from wrappers.root import Root
+
+__all__ = ["datanode_caps", "ensure_registered", "run_datanode"]
+
+log = logging.getLogger("cocoon.datanode")
+
+
+async def ensure_registered(
+    net: NetworkProvider, root: Root, *, key: SigningKey, stake: int, endpoint: str, timeout: float = 60.0
+) -> Provider:
+    """Make this wallet's bandwidth Provider registered, active and holding `key` (as the
+    worker's `ensure_registered` does for gpu: registers when it is not, UpdateNode when it
+    holds another key). Raises ConfigError when Root refuses it or it is inactive."""
+    wallet = net.sender()
+    addr = await root.get_provider_address(net.open(root), wallet.address, Role.BANDWIDTH)
+    p = Provider.create_from_address(addr)
+    want = int.from_bytes(bytes(key.verify_key), "big")
+    if not await net.is_contract_deployed(addr) or not (await p.get_provider_data(net.open(p))).node_key:
+        log.info("registering bandwidth provider %s with %d nanoTON staked", addr.to_str(), stake)
+        sent = await root.send_register_provider(
+            net.open(root),
+            wallet,
+            value=stake + REGISTER_FEE + PROVIDER_STORAGE_RESERVE,
+            role=Role.BANDWIDTH,
+            stake=stake,
+            node_key=want,
+            endpoint=endpoint,
+        )
+        for tx in await sent.wait_delivered(timeout=timeout):
+            for m in tx.out_msgs:
+                if m.op == Op.REFUSE_REGISTRATION:
+                    reason = RefuseRegistration.from_cell(m.body).reason
+                    name = ExitCode(reason).name if reason in ExitCode._value2member_map_ else str(reason)
+                    raise ConfigError(f"Root refused the bandwidth registration: {name}")
+        await net.wait_for_deploy(addr, timeout=timeout)
+    data = await _wait_registered(net, p, timeout)
+    if not data.active:
+        raise ConfigError(f"bandwidth Provider {addr.to_str()} is registered but not active (state {data.state.name})")
+    if data.node_key != want or data.endpoint != endpoint:
+        log.info("updating the node key and endpoint of %s", addr.to_str())
+        sent = await p.send_update_node(net.open(p), wallet, value=PROVIDER_OP_FEE, node_key=want, endpoint=endpoint)
+        await sent.wait_delivered(timeout=timeout)
+        data = await p.get_provider_data(net.open(p))
+        if data.node_key != want:
+            raise ConfigError(f"UpdateNode was not applied to {addr.to_str()}")
+    return p
+
+
+async def _wait_registered(net: NetworkProvider, p: Provider, timeout: float) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        data = await p.get_provider_data(net.open(p))
+        if data.node_key or asyncio.get_running_loop().time() > deadline:
+            return data
+        await asyncio.sleep(0.2)
+
+
+def _flag(cfg: AgentConfig, key: str, default: bool) -> bool:
+    value = cfg.get(key, default)
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def datanode_caps(cfg: AgentConfig) -> Caps:
+    d = Caps()
+    try:
+        return Caps(
+            max_streams=cfg.int("max_streams", d.max_streams),
+            max_stream_bytes=cfg.int("max_stream_bytes", d.max_stream_bytes),
+            bytes_per_second=cfg.int("bytes_per_second", d.bytes_per_second),
+            burst_bytes=cfg.int("burst_bytes", cfg.int("bytes_per_second", d.burst_bytes)),
+        )
+    except ValueError as err:
+        raise ConfigError(f"config: {err}") from err
+
+
+def datanode_policy(cfg: AgentConfig, resolver: Callable[[str], Any] | None = None) -> Policy:
+    raw = cfg.get("ports", sorted(DEFAULT_PORTS))
+    try:
+        ports = {int(p) for p in (raw if isinstance(raw, list) else str(raw).split(","))}
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"config: 'ports' must be a list of port numbers, not {raw!r}") from err
+    allow = _flag(cfg, "allow_private", str(cfg.get("network", "localnet")) == "localnet")
+    if resolver is None:
+        return Policy(allow_private=allow, ports=ports)
+    return Policy(resolver=resolver, allow_private=allow, ports=ports)
+
+
+async def run_datanode(cfg: AgentConfig, stop: asyncio.Event) -> None:
+    data = Path(cfg.get("data_dir", ".cocoon/datanode"))
+    key = node_key(data / "node.key")
+    caps, policy = datanode_caps(cfg), datanode_policy(cfg)
+    async with await open_network(cfg) as net:
+        if net.sender() is None:
+            raise ConfigError("the data node needs a wallet: set WALLET_MNEMONIC")
+        root = Root.create_from_address(cfg.need("root"))
+        provider = await ensure_registered(
+            net,
+            root,
+            key=key,
+            stake=parse_ton(cfg.get("stake", "10"), "stake"),
+            endpoint=str(cfg.get("endpoint", "datanode://local")),
+        )
+        node = DataNode(
+            DataNodeConfig(router_url=cfg.need("router"), caps=caps, connect_timeout=cfg.num("connect_timeout", 10.0)),
+            key=key,
+            owner=net.sender().address.to_str(is_user_friendly=False),
+            policy=policy,
+        )
+
+        def health() -> tuple[bool, dict[str, Any]]:
+            details: dict[str, Any] = {"router": node.config.router_url, "streams": node.streams,
+                                       "relayed_bytes": node.relayed}
+            if not node.connected.is_set():
+                return False, {**details, "reason": f"not connected to the router {node.config.router_url}"}
+            return True, details
+
+        registry = CollectorRegistry()
+        ProcessCollector(registry=registry)
+        ops = running_ops(str(cfg.get("ops_host", "127.0.0.1")), cfg.int("ops_port", 0), registry=registry,
+                          health=health)
+        async with ops as ops_url:
+            task = asyncio.create_task(node.run())
+
+            async def announce() -> None:
+                await node.connected.wait()
+                write_ready(
+                    cfg.get("ready_file"),
+                    {
+                        "provider": provider.address.to_str(is_user_friendly=False),
+                        "node_key": bytes(key.verify_key).hex(),
+                        "ops_url": ops_url,
+                    },
+                )
+
+            announcer = asyncio.create_task(announce())
+            stopped = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                node.stop()
+                announcer.cancel()
+                stopped.cancel()
+                await task  # its error, if it ended on one
