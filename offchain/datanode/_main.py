@@ -27,7 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nacl.signing import SigningKey
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from offchain.agentkit import AgentConfig, node_key, open_network, write_ready
@@ -35,67 +34,14 @@ from offchain.datanode._agent import DataNode, DataNodeConfig
 from offchain.datanode._policy import DEFAULT_PORTS, Caps, Policy
 from offchain.errors import ConfigError
 from offchain.ops import running_ops
-from offchain.ton.network import NetworkProvider
+from offchain.registration import ensure_registered
 from scripts._common import parse_ton
-from wrappers.errors import ExitCode
-from wrappers.messages import RefuseRegistration
-from wrappers.opcodes import Op
-from wrappers.provider import PROVIDER_OP_FEE, PROVIDER_STORAGE_RESERVE, REGISTER_FEE, Provider, Role
+from wrappers.provider import Role
 from wrappers.root import Root
 
-__all__ = ["datanode_caps", "ensure_registered", "run_datanode"]
+__all__ = ["datanode_caps", "run_datanode"]
 
 log = logging.getLogger("cocoon.datanode")
-
-
-async def ensure_registered(
-    net: NetworkProvider, root: Root, *, key: SigningKey, stake: int, endpoint: str, timeout: float = 60.0
-) -> Provider:
-    """Make this wallet's bandwidth Provider registered, active and holding `key` (as the
-    worker's `ensure_registered` does for gpu: registers when it is not, UpdateNode when it
-    holds another key). Raises ConfigError when Root refuses it or it is inactive."""
-    wallet = net.sender()
-    addr = await root.get_provider_address(net.open(root), wallet.address, Role.BANDWIDTH)
-    p = Provider.create_from_address(addr)
-    want = int.from_bytes(bytes(key.verify_key), "big")
-    if not await net.is_contract_deployed(addr) or not (await p.get_provider_data(net.open(p))).node_key:
-        log.info("registering bandwidth provider %s with %d nanoTON staked", addr.to_str(), stake)
-        sent = await root.send_register_provider(
-            net.open(root),
-            wallet,
-            value=stake + REGISTER_FEE + PROVIDER_STORAGE_RESERVE,
-            role=Role.BANDWIDTH,
-            stake=stake,
-            node_key=want,
-            endpoint=endpoint,
-        )
-        for tx in await sent.wait_delivered(timeout=timeout):
-            for m in tx.out_msgs:
-                if m.op == Op.REFUSE_REGISTRATION:
-                    reason = RefuseRegistration.from_cell(m.body).reason
-                    name = ExitCode(reason).name if reason in ExitCode._value2member_map_ else str(reason)
-                    raise ConfigError(f"Root refused the bandwidth registration: {name}")
-        await net.wait_for_deploy(addr, timeout=timeout)
-    data = await _wait_registered(net, p, timeout)
-    if not data.active:
-        raise ConfigError(f"bandwidth Provider {addr.to_str()} is registered but not active (state {data.state.name})")
-    if data.node_key != want or data.endpoint != endpoint:
-        log.info("updating the node key and endpoint of %s", addr.to_str())
-        sent = await p.send_update_node(net.open(p), wallet, value=PROVIDER_OP_FEE, node_key=want, endpoint=endpoint)
-        await sent.wait_delivered(timeout=timeout)
-        data = await p.get_provider_data(net.open(p))
-        if data.node_key != want:
-            raise ConfigError(f"UpdateNode was not applied to {addr.to_str()}")
-    return p
-
-
-async def _wait_registered(net: NetworkProvider, p: Provider, timeout: float) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        data = await p.get_provider_data(net.open(p))
-        if data.node_key or asyncio.get_running_loop().time() > deadline:
-            return data
-        await asyncio.sleep(0.2)
 
 
 def _flag(cfg: AgentConfig, key: str, default: bool) -> bool:
@@ -141,6 +87,7 @@ async def run_datanode(cfg: AgentConfig, stop: asyncio.Event) -> None:
         provider = await ensure_registered(
             net,
             root,
+            role=Role.BANDWIDTH,
             key=key,
             stake=parse_ton(cfg.get("stake", "10"), "stake"),
             endpoint=str(cfg.get("endpoint", "datanode://local")),

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Any
 
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
@@ -35,80 +34,18 @@ from offchain.agentkit import AgentConfig, node_key, open_network, write_ready
 from offchain.errors import ConfigError
 from offchain.models import Batcher, Tokenizer, WordCounter, builtin_models, load_model
 from offchain.ops import running_ops
+from offchain.registration import ensure_registered
 from offchain.ton.network import NetworkProvider
 from offchain.worker._agent import ServedModel, Worker, WorkerConfig
 from offchain.worker._evidence import make_evidence
 from offchain.worker._ops import WorkerCollector, worker_health
 from scripts._common import parse_ton
-from wrappers.errors import ExitCode
-from wrappers.messages import RefuseRegistration
-from wrappers.opcodes import Op
-from wrappers.provider import PROVIDER_OP_FEE, PROVIDER_STORAGE_RESERVE, REGISTER_FEE, Provider, Role
+from wrappers.provider import Provider, Role
 from wrappers.root import Root
 
-__all__ = ["ensure_registered", "run_worker"]
+__all__ = ["run_worker"]
 
 log = logging.getLogger("cocoon.worker")
-
-
-async def ensure_registered(
-    net: NetworkProvider,
-    root: Root,
-    *,
-    key: SigningKey,
-    stake: int,
-    endpoint: str,
-    image_hash: int | None,
-    timeout: float = 60.0,
-) -> Provider:
-    """Make this wallet's gpu Provider registered, active and holding `key`.
-
-    Registers (with `stake`) when it is not registered, updates the node key (UpdateNode)
-    when it holds another. Raises ConfigError when it is registered but inactive (unstaking
-    or slashed): that is the owner's decision, not the agent's."""
-    wallet = net.sender()
-    addr = await root.get_provider_address(net.open(root), wallet.address, Role.GPU)
-    p = Provider.create_from_address(addr)
-    want = int.from_bytes(bytes(key.verify_key), "big")
-    if not await net.is_contract_deployed(addr) or not (await p.get_provider_data(net.open(p))).node_key:
-        log.info("registering gpu provider %s with %d nanoTON staked", addr.to_str(), stake)
-        sent = await root.send_register_provider(
-            net.open(root),
-            wallet,
-            value=stake + REGISTER_FEE + PROVIDER_STORAGE_RESERVE,
-            role=Role.GPU,
-            stake=stake,
-            node_key=want,
-            endpoint=endpoint,
-            image_hash=image_hash,
-        )
-        for tx in await sent.wait_delivered(timeout=timeout):
-            for m in tx.out_msgs:
-                if m.op == Op.REFUSE_REGISTRATION:
-                    reason = RefuseRegistration.from_cell(m.body).reason
-                    name = ExitCode(reason).name if reason in ExitCode._value2member_map_ else str(reason)
-                    raise ConfigError(f"Root refused the gpu registration: {name} (is the image hash allowlisted?)")
-        await net.wait_for_deploy(addr, timeout=timeout)
-    data = await _wait_registered(net, p, timeout)
-    if not data.active:
-        raise ConfigError(f"gpu Provider {addr.to_str()} is registered but not active (state {data.state.name})")
-    if data.node_key != want or data.endpoint != endpoint:
-        log.info("updating the node key and endpoint of %s", addr.to_str())
-        sent = await p.send_update_node(net.open(p), wallet, value=PROVIDER_OP_FEE, node_key=want, endpoint=endpoint)
-        await sent.wait_delivered(timeout=timeout)
-        data = await p.get_provider_data(net.open(p))
-        if data.node_key != want:
-            raise ConfigError(f"UpdateNode was not applied to {addr.to_str()}")
-    return p
-
-
-async def _wait_registered(net: NetworkProvider, p: Provider, timeout: float) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        data = await p.get_provider_data(net.open(p))
-        if data.node_key or asyncio.get_running_loop().time() > deadline:
-            return data
-        await asyncio.sleep(0.2)
 
 
 async def run_worker(cfg: AgentConfig, stop: asyncio.Event) -> None:
@@ -132,6 +69,7 @@ async def run_worker(cfg: AgentConfig, stop: asyncio.Event) -> None:
         provider = await ensure_registered(
             net,
             root,
+            role=Role.GPU,
             key=key,
             stake=parse_ton(cfg.get("stake", "10"), "stake"),
             endpoint=str(cfg.get("endpoint", "worker://local")),
