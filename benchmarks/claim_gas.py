@@ -1,10 +1,15 @@
 """Claim gas against the number of providers: a full 2^20-leaf Merkle sum tree vs 2^4.
 
 Builds a tree with every one of its 2^N leaves a distinct provider (synthetic addresses;
-the claiming provider is a real Provider contract registered through Root), posts the
+the claiming provider is a real gpu Provider contract registered through Root), posts the
 epoch report with a 3-of-5 validator quorum on the sandbox, claims, and prints the proof
 size and the claim's gas (summed over its transactions except the owner wallet's) and
 fees. Writes benchmarks/results/claim_gas.json.
+
+The tree's root has the four role subtrees as children, so a path is 1 + ceil(log4(n))
+levels for a role of n leaves: each size is measured with the leaves spread over the four
+roles (2^(N-2) a role, the path as long as a plain 4-ary tree of 2^N) and with all of
+them in the gpu role (one level more: the worst case for N leaves).
 
     .venv/bin/python benchmarks/claim_gas.py [--log2-leaves 4 20]
 """
@@ -42,27 +47,35 @@ def deploy() -> PayEnv:
     return pay_env(bc, root, pool, keys, provider_code)
 
 
-def measure(log2_leaves: int) -> dict:
+def measure(log2_leaves: int, spread: bool) -> dict:
+    """`spread`: the leaves spread over the four roles; otherwise all gpu."""
     pay = deploy()
-    fund_pool(pay, ton(100), 0)
+    fund_pool(pay, ton(100), ton(100))
     who = pay.bc.treasury("claimer")
     p = register_provider(pay, who, Role.GPU)
-    allocated = split_revenue(ton(100), 0, ComputeSplit(7000, 1500, 1000, 500), DataSplit(7000, 1500, 1000, 500))
+    allocated = split_revenue(ton(100), ton(100), ComputeSplit(7000, 1500, 1000, 500), DataSplit(7000, 1500, 1000, 500))
     n = 1 << log2_leaves
+    roles = list(Role)
     t0 = time.perf_counter()
     leaves = [Leaf(p.address, Role.GPU, ton(1))]
     leaves += [
-        Leaf(Address((0, hashlib.sha256(i.to_bytes(4, "big")).digest())), Role.GPU, 1 + i % 100) for i in range(1, n)
+        Leaf(
+            Address((0, hashlib.sha256(i.to_bytes(4, "big")).digest())),
+            roles[i % 4] if spread else Role.GPU,
+            1 + i % 100,
+        )
+        for i in range(1, n)
     ]
     tree = MerkleSumTree(leaves)
     build_s = time.perf_counter() - t0
-    assert tree.root_total <= allocated.providers
-    pay.adopt(tree, compute=ton(100))
+    assert all(t <= allocated.of(r) for r, t in zip(roles, tree.role_totals, strict=True))
+    pay.adopt(tree, compute=ton(100), data=ton(100))
     proof = tree.proof(0)
     res = pay.claim(who, p, proof)
     assert all(t.success for t in res.transactions), res.tree()
     return {
         "leaves": n,
+        "roles": "4 roles" if spread else "gpu only",
         "depth": tree.depth,
         "proof_bytes": proof.size_bytes(),
         "proof_cells": count_cells(proof.cell),
@@ -92,12 +105,27 @@ def main() -> int:
     args = ap.parse_args()
     rows = []
     for d in args.log2_leaves:
-        print(f"building a full tree of 2^{d} leaves and claiming ...", file=sys.stderr, flush=True)
-        rows.append(measure(d))
-    header = ("leaves", "depth", "proof bytes", "proof cells", "claim gas", "claim fees (nanoTON)", "tree build s")
+        for spread in (True, False):
+            print(
+                f"building a full tree of 2^{d} leaves ({'4 roles' if spread else 'gpu only'}) and claiming ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            rows.append(measure(d, spread))
+    header = (
+        "leaves",
+        "roles",
+        "depth",
+        "proof bytes",
+        "proof cells",
+        "claim gas",
+        "claim fees (nanoTON)",
+        "tree build s",
+    )
     table = [header] + [
         (
             f"{r['leaves']:,}",
+            r["roles"],
             str(r["depth"]),
             str(r["proof_bytes"]),
             str(r["proof_cells"]),
@@ -113,10 +141,12 @@ def main() -> int:
         if i == 0:
             print("  ".join("-" * x for x in w))
     if len(rows) >= 2:
-        a, b = rows[0], rows[-1]
+        a, b = min(rows, key=lambda r: r["depth"]), max(rows, key=lambda r: r["depth"])
         per_level = (b["claim_gas"] - a["claim_gas"]) / (b["depth"] - a["depth"])
         print(f"gas per extra tree level: {per_level:,.0f} (the claim grows with log4(N) only)")
     ratios = {"claim_gas_largest_vs_smallest_tree": rows[-1]["claim_gas"] / rows[0]["claim_gas"]} if rows else {}
+    if len(rows) >= 2:
+        ratios["claim_gas_one_role_vs_four_at_largest"] = rows[-1]["claim_gas"] / rows[-2]["claim_gas"]
     write_result(args.out, {"ratios": ratios, "runs": rows}, announce=False)
     return 0
 

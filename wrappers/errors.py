@@ -64,6 +64,8 @@ class ExitCode(IntEnum):
     # 1309 retired
     POOL_NOT_CONFIGURED = 1310
     EPOCH_SKIPPED = 1311
+    BAD_ROLE_TOTAL = 1312
+    BAD_ROOT_NODE = 1313
     # shared
     UNKNOWN_OP = 1900
     NOT_OWNER = 1901

@@ -763,6 +763,7 @@ class EpochReport(Struct):
     data_consumed: int = tl(COINS)
     merkle_root: int = tl(U256)
     root_total: int = tl(COINS)
+    root_node: Cell = tl(CELL)  # Merkle-proof cell of the tree's root node (offchain/protocol/merkle.py)
 
 
 @dataclass(frozen=True)

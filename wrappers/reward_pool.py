@@ -21,6 +21,7 @@ from wrappers.messages import (
     CellOf,
     DepositRevenue,
     EpochReport,
+    Inline,
     Optional,
     PoolConfig,
     PostEpochReport,
@@ -38,11 +39,14 @@ __all__ = [
     "EPOCH_REPORT_FEE",
     "MAX_PROOF_DEPTH",
     "POOL_STORAGE_RESERVE",
+    "ZERO_ROLES",
     "PoolData",
     "PoolEpochs",
+    "PoolRoles",
     "PoolStorage",
     "RewardPool",
     "RewardPoolConfig",
+    "RoleAmounts",
     "reward_pool_config_to_cell",
 ]
 
@@ -54,9 +58,35 @@ MAX_PROOF_DEPTH = 34  # deepest proof cell a claim may carry (Merkle-proof cell,
 
 
 @dataclass(frozen=True)
+class RoleAmounts(Struct):
+    """An amount per role, in role order (the sum tree's root children)."""
+
+    gpu: int = tl(COINS)
+    bandwidth: int = tl(COINS)
+    router: int = tl(COINS)
+    validator: int = tl(COINS)
+
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        """The four amounts indexed by role (Role.GPU .. Role.VALIDATOR)."""
+        return (self.gpu, self.bandwidth, self.router, self.validator)
+
+
+ZERO_ROLES = RoleAmounts(gpu=0, bandwidth=0, router=0, validator=0)
+
+
+@dataclass(frozen=True)
+class PoolRoles(Struct):
+    """The pool's per-role books: the current tree's root sums, and each role's carry."""
+
+    totals: RoleAmounts = tl(Inline(RoleAmounts))
+    carries: RoleAmounts = tl(Inline(RoleAmounts))
+
+
+@dataclass(frozen=True)
 class PoolEpochs(Struct):
     epoch: int = tl(UInt(32))
     carry: int = tl(COINS)
+    roles: PoolRoles = tl(CellOf(PoolRoles))
 
 
 @dataclass(frozen=True)
@@ -85,7 +115,7 @@ def reward_pool_config_to_cell(config: RewardPoolConfig) -> Cell:
         merkle_root=0,
         root_total=0,
         claimed=0,
-        epochs=PoolEpochs(epoch=0, carry=0),
+        epochs=PoolEpochs(epoch=0, carry=0, roles=PoolRoles(totals=ZERO_ROLES, carries=ZERO_ROLES)),
         config=None,
     ).to_cell()
 
@@ -163,6 +193,12 @@ class RewardPool:
         if root is None:
             raise ValueError("get_pool_data returned addr_none for root")
         return PoolData(root, *s[1:9])
+
+    async def get_pool_roles(self, provider: ContractProvider) -> PoolRoles:
+        """The per-role books (totals = the current tree's root sums, carries)."""
+        s: Sequence[Any] = await provider.get("get_pool_roles", [])
+        g, b, r, v, cg, cb, cr, cv = (int(x) for x in s[:8])
+        return PoolRoles(RoleAmounts(g, b, r, v), RoleAmounts(cg, cb, cr, cv))
 
     async def get_pool_config(self, provider: ContractProvider) -> PoolConfig:
         s = await provider.get("get_pool_config", [])

@@ -1,10 +1,12 @@
 """Epoch reports: the split of consumed revenue, the payout tree, and validator signatures.
 
 The RewardPool accepts a report only with `threshold` distinct validator signatures over
-the hash of the `EpochReport` cell, and only if the tree's total grows by at most what
-the epoch allocated to providers. `split_revenue` is the same integer arithmetic as the
-contract's (floor per role, dust to the protocol), so validators and anyone re-checking a
-published tree reach the same per-role amounts.
+the hash of the `EpochReport` cell, and only if each role's total (the tree root's sum for
+that role subtree, read off the report's `root_node`) grows by at most what the epoch
+allocated to that role plus what earlier epochs left it. `split_revenue` is the same
+integer arithmetic as the contract's (floor per role and pot: gpu from compute, bandwidth
+from data, router and validator from both; all dust to the protocol), so validators and
+anyone re-checking a published tree reach the same per-role amounts.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class RevenueSplit:
         """What the tree may grow by: everything but the protocol's part."""
         return self.gpu + self.bandwidth + self.router + self.validator
 
+    def of(self, role: int) -> int:
+        """What the role's subtree may grow by (`role` as `Role` numbers it)."""
+        return (self.gpu, self.bandwidth, self.router, self.validator)[role]
+
 
 def split_revenue(compute: int, data: int, compute_split: ComputeSplit, data_split: DataSplit) -> RevenueSplit:
     def part(amount: int, bps: int) -> int:
@@ -65,6 +71,7 @@ def build_report(
         data_consumed=data_consumed,
         merkle_root=int.from_bytes(tree.root_hash, "big"),
         root_total=tree.root_total,
+        root_node=tree.root_node_proof(),
     )
 
 

@@ -16,10 +16,18 @@ the sum of the root's sums. The contract checks at every node of the path that t
 to what the parent says of it, so every leaf's total is bounded by its branch's share of
 the root total: whatever the leaves say, all claims together never exceed the root total.
 
-Leaves sit in order, four to a node, the tree as shallow as `ceil(log4(n))` (a single
-leaf still has one node above it). The path to leaf `i` is its base-4 digits, the root's
-first, packed two bits a level into `path` with the root's choice in the lowest bits, under
-a leading 1 bit that marks the length: `path = 1 << (2 * depth) | digits`.
+The root node always has four children, the role subtrees in `Role` order (gpu,
+bandwidth, router, validator; an empty role is an empty cell of sum 0), so the root's four
+sums are the roles' totals: an epoch report carries the root node (`root_node_proof`, a
+Merkle-proof cell with the four children pruned) and the RewardPool bounds each role's
+growth by that role's share of the epoch (`offchain.protocol.epoch.split_revenue`). A
+claim's path must start into its leaf's role subtree (first branch == role).
+
+Within a role subtree the role's leaves sit in the order given, four to a node, the
+subtree as shallow as `ceil(log4(n))` (a role with one leaf has it right under the root),
+so a leaf's path is 1 + that many levels long. The path to leaf `i` of role `r` is `r`
+then `i`'s base-4 digits, packed two bits a level into `path` with the root's choice in the
+lowest bits, under a leading 1 bit that marks the length: `path = 1 << (2 * depth) | digits`.
 
 Hashes are computed here with hashlib over the cells' standard representation (a 2^20
 leaf tree in seconds); only a proof's own cells are built with pytoniq-core, whose hashes
@@ -195,7 +203,8 @@ def walk_proof(proof: Cell, path: int, root_hash: bytes, root_total: int) -> Lea
 
     Raises:
         InvalidMessage: not a Merkle-proof cell of this root, a node whose sums do not add
-            up to its parent's figure, a path into a pruned branch, or a malformed leaf.
+            up to its parent's figure, a path into a pruned branch, a malformed leaf, or a
+            leaf outside its role's subtree (the path's first branch is not its role).
     """
     if proof.type_ != _MERKLE_PROOF or len(proof.refs) != 1:
         raise InvalidMessage("proof: not a Merkle-proof cell")
@@ -209,7 +218,7 @@ def walk_proof(proof: Cell, path: int, root_hash: bytes, root_total: int) -> Lea
     levels = (path.bit_length() - 1) // 2
     if levels > MAX_PROOF_DEPTH:
         raise InvalidMessage(f"proof: deeper than {MAX_PROOF_DEPTH} levels")
-    expected, cell = root_total, inner
+    expected, cell, first = root_total, inner, path & 3
     for level in range(levels + 1):
         if cell.type_ != -1:
             raise InvalidMessage("proof: the path runs into a pruned branch")
@@ -219,6 +228,8 @@ def walk_proof(proof: Cell, path: int, root_hash: bytes, root_total: int) -> Lea
             leaf = _read_leaf(cell)
             if leaf.total != expected:
                 raise InvalidMessage("proof: the leaf's total is not its branch's sum")
+            if levels == 0 or first != leaf.role:
+                raise InvalidMessage("proof: the leaf is outside its role's subtree (first branch != role)")
             return leaf
         if not cell.refs:
             raise InvalidMessage("proof: the path runs past a leaf")
@@ -325,37 +336,64 @@ def proof_from_json(doc: Mapping[str, Any]) -> MerkleProof:
     return MerkleProof(leaf, path, cell)
 
 
+_EMPTY = _cell_hash(0, 0, [])  # an empty role's place under the root: an empty cell
+
+
 class MerkleSumTree:
-    """The sum tree over `leaves`, in order; `levels[0]` holds the leaves' (hash, depth,
-    total), `levels[-1]` the root's."""
+    """The sum tree over `leaves`: a root node over four role subtrees (`Role` order).
+
+    `leaves` keeps the order given (`proof(i)` proves `leaves[i]`); `role_levels[r][0]`
+    holds role `r`'s leaves' (hash, depth, total) in that order, `role_levels[r][-1]` its
+    subtree's root (empty for a role without leaves); `role_totals[r]` is its total.
+    """
 
     def __init__(self, leaves: list[Leaf], *, depth: int | None = None) -> None:
-        """`depth`: node levels above the leaves, when more than `leaves` need (single-child
-        nodes on top): a deep tree with few leaves, for tests of claim gas against depth."""
+        """`depth`: the path length (root level included) every role subtree is padded to
+        with single-child nodes on top, when more than its leaves need: a deep tree with few
+        leaves, for tests of claim gas against depth."""
         if not leaves:
             raise ValueError("a tree needs at least one leaf")
         seen: set[tuple[str, int]] = set()
         for leaf in leaves:
+            if leaf.role not in Role.ALL:
+                raise ValueError(f"role {leaf.role} is not a provider role {Role.ALL}")
             key = (leaf.provider.to_str(False), leaf.role)
             if key in seen:
                 raise ValueError(f"duplicate leaf for {key}")
             seen.add(key)
         self.leaves = list(leaves)
-        level = [(*leaf.hash_and_depth(), leaf.total) for leaf in leaves]
-        self.levels: list[list[tuple[bytes, int, int]]] = [level]
-        while len(self.levels) == 1 or len(level) > 1 or (depth is not None and len(self.levels) <= depth):
-            level = [_node_hash(level[i : i + ARITY]) for i in range(0, len(level), ARITY)]
-            self.levels.append(level)
-        if depth is not None and len(self.levels) - 1 != depth:
-            raise ValueError(f"{len(leaves)} leaves do not fit in depth {depth}")
-        self.root_hash, _depth, self.root_total = level[0]
+        # leaf i's place: (role, index within the role)
+        self._place: list[tuple[int, int]] = []
+        by_role: list[list[Leaf]] = [[] for _ in Role.ALL]
+        for leaf in leaves:
+            self._place.append((leaf.role, len(by_role[leaf.role])))
+            by_role[leaf.role].append(leaf)
+        self.role_levels: list[list[list[tuple[bytes, int, int]]]] = []
+        tops: list[tuple[bytes, int, int]] = []
+        for role_leaves in by_role:
+            if not role_leaves:
+                self.role_levels.append([])
+                tops.append((*_EMPTY, 0))
+                continue
+            level = [(*leaf.hash_and_depth(), leaf.total) for leaf in role_leaves]
+            levels = [level]
+            while len(level) > 1 or (depth is not None and len(levels) < depth):
+                level = [_node_hash(level[i : i + ARITY]) for i in range(0, len(level), ARITY)]
+                levels.append(level)
+            if depth is not None and len(levels) != depth:
+                raise ValueError(f"{len(role_leaves)} leaves of one role do not fit in depth {depth}")
+            self.role_levels.append(levels)
+            tops.append(level[0])
+        self.role_totals = tuple(t for _h, _d, t in tops)
+        self._root_children = tops
+        self.root_hash, _depth, self.root_total = _node_hash(tops)
         if self.root_total > MAX_TOTAL:
             raise ValueError("tree total exceeds what coins hold")
 
     @property
     def depth(self) -> int:
-        """Node levels above the leaves (the path's length)."""
-        return len(self.levels) - 1
+        """The deepest path's length: node levels above the deepest leaf, the root's included."""
+        return max(len(levels) for levels in self.role_levels)
 
     def index_of(self, provider: Address, role: int) -> int:
         for i, leaf in enumerate(self.leaves):
@@ -363,17 +401,32 @@ class MerkleSumTree:
                 return i
         raise KeyError(f"no leaf for {provider.to_str()} role {role}")
 
+    def _root_cell(self, child: Cell | None = None, role: int = -1) -> Cell:
+        """The root node with every child pruned but `child` (at `role`)."""
+        refs = [
+            child if r == role and child is not None else _pruned(h, d)
+            for r, (h, d, _s) in enumerate(self._root_children)
+        ]
+        return _node_cell(list(self.role_totals), refs)
+
+    def root_node_proof(self) -> Cell:
+        """The root node as a Merkle-proof cell, its four children pruned: what an epoch
+        report carries so the RewardPool reads the roles' totals off the tree it adopts."""
+        return _merkle_proof(self._root_cell())
+
     def proof(self, index: int) -> MerkleProof:
         if not 0 <= index < len(self.leaves):
             raise IndexError(index)
+        role, i = self._place[index]
+        levels = self.role_levels[role]
         cell = self.leaves[index].cell()
         path = 1  # the length marker, shifted up a level at a time
-        i = index
-        for d in range(self.depth):
+        for d in range(len(levels) - 1):
             first = i - i % ARITY
-            group = self.levels[d][first : first + ARITY]
+            group = levels[d][first : first + ARITY]
             refs = [cell if first + j == i else _pruned(h, depth) for j, (h, depth, _s) in enumerate(group)]
             cell = _node_cell([s for _h, _d, s in group], refs)
             path = (path << 2) | (i % ARITY)
             i //= ARITY
-        return MerkleProof(self.leaves[index], path, _merkle_proof(cell))
+        path = (path << 2) | role
+        return MerkleProof(self.leaves[index], path, _merkle_proof(self._root_cell(cell, role)))

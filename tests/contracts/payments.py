@@ -22,7 +22,7 @@ from offchain.ton.transaction import SendResult, find_tx
 from wrappers.channel import CHANNEL_DEPOSIT_FEE, REDEEM_FEE, Channel, ChannelConfig, ChannelData
 from wrappers.messages import EpochReport
 from wrappers.provider import CLAIM_VALUE, Provider
-from wrappers.reward_pool import EPOCH_REPORT_FEE, PoolData, RewardPool
+from wrappers.reward_pool import EPOCH_REPORT_FEE, PoolData, PoolRoles, RewardPool, RoleAmounts
 from wrappers.root import Root
 
 CLOSE_DELAY = 86400
@@ -93,6 +93,11 @@ class PayEnv:
         from wrappers.provider import stack_address
 
         return PoolData(stack_address(s[0]), *s[1:9])  # type: ignore[arg-type]
+
+    def pool_roles(self) -> PoolRoles:
+        """The pool's per-role books (get_pool_roles: totals, then carries, in role order)."""
+        s = [int(x) for x in self.bc.run_get_method(self.pool.address, "get_pool_roles").stack]
+        return PoolRoles(RoleAmounts(*s[0:4]), RoleAmounts(*s[4:8]))
 
     def post_report(
         self,

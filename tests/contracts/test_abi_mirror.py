@@ -13,6 +13,7 @@ import pytest
 import wrappers
 import wrappers.messages as messages
 import wrappers.provider as provider
+import wrappers.reward_pool as reward_pool
 import wrappers.root as root
 from wrappers.errors import ExitCode
 from wrappers.messages import Struct
@@ -102,6 +103,10 @@ def test_no_python_message_without_tolk_struct() -> None:
         ("root.tolk", "RootMore", root.RootMore),
         ("root.tolk", "RoleTable", root.RoleTable),
         ("root.tolk", "OtherCodes", root.OtherCodes),
+        ("common/storage.tolk", "PoolStorage", reward_pool.PoolStorage),
+        ("common/storage.tolk", "PoolEpochs", reward_pool.PoolEpochs),
+        ("common/storage.tolk", "PoolRoles", reward_pool.PoolRoles),
+        ("common/storage.tolk", "RoleAmounts", reward_pool.RoleAmounts),
     ],
 )
 def test_storage_struct_is_mirrored(path: str, name: str, cls: type[Struct]) -> None:

@@ -53,8 +53,13 @@ def solvent(pay: PayEnv) -> bool:
     return pool_balance(pay) >= pay.pool_data().owed
 
 
-def report_of(pay: PayEnv, epoch: int, c: int, root_hash: bytes, root_total: int) -> EpochReport:
-    """A report adopting any tree (validators choose it), with `c` compute consumed."""
+def report_of(pay: PayEnv, epoch: int, c: int, root: Cell | MerkleSumTree, root_total: int) -> EpochReport:
+    """A report adopting any tree (validators choose it), with `c` compute consumed: `root`
+    is the root cell of a hand-made tree, or a tree the off-chain code built."""
+    if isinstance(root, MerkleSumTree):
+        root_hash, root_node = root.root_hash, root.root_node_proof()
+    else:
+        root_hash, root_node = root.get_hash(0), prove(root, [])
     return EpochReport(
         pool=pay.pool.address,
         epoch=epoch,
@@ -62,11 +67,12 @@ def report_of(pay: PayEnv, epoch: int, c: int, root_hash: bytes, root_total: int
         data_consumed=0,
         merkle_root=int.from_bytes(root_hash, "big"),
         root_total=root_total,
+        root_node=root_node,
     )
 
 
-def adopt(pay: PayEnv, epoch: int, c: int, root_hash: bytes, root_total: int) -> SendResult:
-    report = report_of(pay, epoch, c, root_hash, root_total)
+def adopt(pay: PayEnv, epoch: int, c: int, root: Cell | MerkleSumTree, root_total: int) -> SendResult:
+    report = report_of(pay, epoch, c, root, root_total)
     res = pay.post_report(report, sign_report(report, pay.validators[:3]))
     find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT, success=True)
     return res
@@ -174,6 +180,13 @@ def prove(root: Cell, digits: list[int]) -> Cell:
     return _merkle_proof(walk(root, digits))
 
 
+def role_root(subtree: Cell, total: int, role: int = Role.GPU) -> Cell:
+    """A root over four role subtrees: `subtree` (of `total`) at `role`, empty cells elsewhere."""
+    empty = begin_cell().end_cell()
+    lanes = [total if r == role else 0 for r in Role]
+    return node(lanes, [subtree if r == role else empty for r in Role])
+
+
 def path_of(digits: list[int]) -> int:
     p = 1
     for d in reversed(digits):
@@ -188,31 +201,64 @@ def setup_provider(pay: PayEnv, name: str = "claimer", role: int = Role.GPU):
 
 
 def test_root_is_a_leaf_and_non_canonical_paths_pay_once(pay: PayEnv) -> None:
-    """A tree that is one leaf (depth 0): paths 0, 1, 2, 3 all reach it (no level). And a
-    depth-1 tree: paths 0b100 and 0b1000 (a spare marker bit) reach the same leaf. Whatever the
-    encoding, the leaf is paid once."""
+    """A tree whose root is one leaf cannot be adopted any more (the root must be a node of
+    four role sums: the report fails on the load). A gpu subtree that is one leaf: paths
+    0b100, 0b1000 and 0b1100 (spare marker bits) all reach it. And a gpu subtree of one node:
+    0b10000, 0b100000, 0b110000 reach the same leaf. Whatever the encoding, the leaf is paid once."""
     who, p = setup_provider(pay)
     leaf = leaf_cell(p.address, Role.GPU, ton(1))
-    adopt(pay, 1, ton(10), leaf.get_hash(0), ton(1))
-    proof = _merkle_proof(leaf)
-    res = claim_raw(pay, who, p, ton(1), 0, proof)
+    report = report_of(pay, 1, ton(10), leaf, ton(1))
+    res = pay.post_report(report, sign_report(report, pay.validators[:3]))
+    assert find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT).exit_code == 9  # cell underflow
+    root = role_root(leaf, ton(1))
+    adopt(pay, 1, ton(10), root, ton(1))
+    proof = prove(root, [Role.GPU])
+    res = claim_raw(pay, who, p, ton(1), 0b100, proof)
     find_tx(res, from_=pay.pool.address, to=who.address, op=Op.RECEIVE_REWARD)
-    for path in (1, 2, 3):
+    for path in (0b1000, 0b1100):
         res = claim_raw(pay, who, p, ton(1), path, proof)
         find_tx(res, to=p.address, exit_code=ExitCode.NOTHING_TO_CLAIM)
-    # depth 1, the leaf grows to 2 TON: paid 1 more, once, under any encoding of digit 0
+    # one node in the subtree, the leaf grows to 2 TON: paid 1 more, once, under any encoding
     leaf2 = leaf_cell(p.address, Role.GPU, ton(2))
-    root = node([ton(2)], [leaf2])
-    adopt(pay, 2, 0, root.get_hash(0), ton(2))
-    proof = prove(root, [0])
+    root = role_root(node([ton(2)], [leaf2]), ton(2))
+    adopt(pay, 2, 0, root, ton(2))
+    proof = prove(root, [Role.GPU, 0])
     paid = []
-    for path in (0b1000, 0b100, 0b1100):  # 0b1000: levels = 1, digit 0, marker 0b10
+    for path in (0b100000, 0b10000, 0b110000):  # 0b100000: levels = 2, digits 0 0, marker 0b10
         res = claim_raw(pay, who, p, ton(2), path, proof)
         paid.append(received_rewards(pay, res, who))
         if len(paid) > 1:
             find_tx(res, to=p.address, exit_code=ExitCode.NOTHING_TO_CLAIM)
     assert ton(1) < paid[0] < ton(1) + CLAIM_VALUE and paid[1:] == [0, 0]
     assert provider_claimed(pay, p) == ton(2) == pay.pool_data().claimed
+
+
+def test_a_leaf_outside_its_role_subtree_is_refused_and_bounces(pay: PayEnv) -> None:
+    """Validators put a gpu Provider's leaf under the router branch (within the router's
+    share, so the report passes): its path's first branch is not its role, the pool refuses
+    the claim and the record comes back. A router Provider's leaf under the gpu branch
+    likewise. In its own role's place the same leaf pays."""
+    who, p = setup_provider(pay)
+    r_who = pay.bc.treasury("router")
+    rp = register_provider(pay, r_who, Role.ROUTER)
+    gpu_leaf = leaf_cell(p.address, Role.GPU, ton(1))
+    router_leaf = leaf_cell(rp.address, Role.ROUTER, ton(1))
+    empty = begin_cell().end_cell()
+    root = node([ton(1), 0, ton(1)], [router_leaf, empty, gpu_leaf, empty])  # swapped places
+    adopt(pay, 1, ton(10), root, ton(2))
+    for w, prov, digit in ((who, p, Role.ROUTER), (r_who, rp, Role.GPU)):
+        res = claim_raw(pay, w, prov, ton(1), path_of([digit]), prove(root, [digit]))
+        find_tx(res, to=pay.pool.address, exit_code=ExitCode.INVALID_PROOF)
+        find_tx(res, from_=pay.pool.address, to=prov.address, bounced=True, success=True)
+        assert provider_claimed(pay, prov) == 0
+    assert pay.pool_data().claimed == 0
+    root = node([ton(1), 0, ton(1)], [gpu_leaf, empty, router_leaf, empty])  # each in its place
+    adopt(pay, 2, 0, root, ton(2))
+    for w, prov, digit in ((who, p, Role.GPU), (r_who, rp, Role.ROUTER)):
+        res = claim_raw(pay, w, prov, ton(1), path_of([digit]), prove(root, [digit]))
+        find_tx(res, from_=pay.pool.address, to=w.address, op=Op.RECEIVE_REWARD)
+        assert provider_claimed(pay, prov) == ton(1)
+    assert pay.pool_data().claimed == ton(2) and solvent(pay)
 
 
 def test_lanes_that_sum_only_modulo_2_128_or_2_120_are_refused(pay: PayEnv) -> None:
@@ -226,14 +272,14 @@ def test_lanes_that_sum_only_modulo_2_128_or_2_120_are_refused(pay: PayEnv) -> N
     # lane 0 = 2^120 - 1, lane 1 chosen so the sum is rootTotal + 2^128
     root_total = ton(5)
     lanes = [big_leaf_total, root_total + (1 << 128) - big_leaf_total]
-    root = node(lanes, [leaf, filler])
-    adopt(pay, 1, ton(10), root.get_hash(0), root_total)
-    proof = prove(root, [0])
+    root = role_root(node(lanes, [leaf, filler]), root_total)
+    adopt(pay, 1, ton(10), root, root_total)
+    proof = prove(root, [Role.GPU, 0])
     # the Provider refuses >= 2^96; the lane value itself
-    res = claim_raw(pay, who, p, big_leaf_total, path_of([0]), proof)
+    res = claim_raw(pay, who, p, big_leaf_total, path_of([Role.GPU, 0]), proof)
     find_tx(res, to=p.address, exit_code=ExitCode.INVALID_PROOF)
     # a claim of root_total (what the parent says) against that leaf
-    res = claim_raw(pay, who, p, root_total, path_of([0]), proof)
+    res = claim_raw(pay, who, p, root_total, path_of([Role.GPU, 0]), proof)
     find_tx(res, to=pay.pool.address, exit_code=ExitCode.INVALID_PROOF)
     assert pay.pool_data().claimed == 0 and provider_claimed(pay, p) == 0
 
@@ -245,12 +291,12 @@ def test_node_with_more_lanes_than_refs_and_leaf_with_extra_bits(pay: PayEnv) ->
     who, p = setup_provider(pay)
     extra = begin_cell().store_address(p.address).store_uint(Role.GPU, 8).store_coins(ton(1))
     extra = extra.store_uint(2**64 - 1, 64).end_cell()
-    root = node([ton(1), ton(3)], [extra])
-    adopt(pay, 1, ton(10), root.get_hash(0), ton(4))
-    res = claim_raw(pay, who, p, ton(3), path_of([1]), prove(root, [0]))
+    root = role_root(node([ton(1), ton(3)], [extra]), ton(4))
+    adopt(pay, 1, ton(10), root, ton(4))
+    res = claim_raw(pay, who, p, ton(3), path_of([Role.GPU, 1]), prove(root, [Role.GPU, 0]))
     assert find_tx(res, to=pay.pool.address).exit_code == 9  # cell underflow: no such reference
     assert provider_claimed(pay, p) == 0
-    res = claim_raw(pay, who, p, ton(1), path_of([0]), prove(root, [0]))
+    res = claim_raw(pay, who, p, ton(1), path_of([Role.GPU, 0]), prove(root, [Role.GPU, 0]))
     find_tx(res, from_=pay.pool.address, to=who.address, op=Op.RECEIVE_REWARD)
     assert provider_claimed(pay, p) == ton(1) == pay.pool_data().claimed
 
@@ -261,10 +307,10 @@ def test_same_provider_in_two_leaves_is_paid_at_most_the_larger(pay: PayEnv) -> 
     who, p = setup_provider(pay)
     a = leaf_cell(p.address, Role.GPU, ton(1))
     b = leaf_cell(p.address, Role.GPU, ton(3))
-    root = node([ton(1), ton(3)], [a, b])
-    adopt(pay, 1, ton(10), root.get_hash(0), ton(4))
+    root = role_root(node([ton(1), ton(3)], [a, b]), ton(4))
+    adopt(pay, 1, ton(10), root, ton(4))
     for digit, total in ((0, ton(1)), (1, ton(3)), (0, ton(1))):
-        claim_raw(pay, who, p, total, path_of([digit]), prove(root, [digit]))
+        claim_raw(pay, who, p, total, path_of([Role.GPU, digit]), prove(root, [Role.GPU, digit]))
     assert provider_claimed(pay, p) == ton(3) == pay.pool_data().claimed
     assert solvent(pay)
 
@@ -279,8 +325,8 @@ def claim_msg(p: Provider, cumulative: int, path: int, proof: Cell, value: int =
     return (message_relaxed(dest=p.address, value=value, body=body), 1)
 
 
-def report_msg(pay: PayEnv, epoch: int, c: int, root_hash: bytes, root_total: int):
-    report = report_of(pay, epoch, c, root_hash, root_total)
+def report_msg(pay: PayEnv, epoch: int, c: int, root: Cell | MerkleSumTree, root_total: int):
+    report = report_of(pay, epoch, c, root, root_total)
     body = RewardPool.post_epoch_report_body(report=report, signatures=sign_report(report, pay.validators[:3]))
     return (message_relaxed(dest=pay.pool.address, value=ton("0.2"), body=body), 1)
 
@@ -296,7 +342,7 @@ def test_claims_racing_epoch_reports_in_one_wallet_transaction(pay: PayEnv) -> N
     trees = {
         e: MerkleSumTree([Leaf(p.address, Role.GPU, ton(e)), Leaf(other.address, Role.GPU, ton(e))]) for e in (1, 2, 3)
     }
-    adopt(pay, 1, ton(10), trees[1].root_hash, trees[1].root_total)
+    adopt(pay, 1, ton(10), trees[1], trees[1].root_total)
     snap = pay.bc.snapshot()
     import itertools
 
@@ -305,10 +351,10 @@ def test_claims_racing_epoch_reports_in_one_wallet_transaction(pay: PayEnv) -> N
         return claim_msg(p, pr.cumulative, pr.path, pr.cell)
 
     combos = [
-        [cm(1), report_msg(pay, 2, 0, trees[2].root_hash, trees[2].root_total), cm(2)],
-        [cm(2), report_msg(pay, 2, 0, trees[2].root_hash, trees[2].root_total), cm(1)],
-        [report_msg(pay, 2, 0, trees[2].root_hash, trees[2].root_total), cm(1), cm(2), cm(2)],
-        [cm(1), cm(2), report_msg(pay, 2, 0, trees[2].root_hash, trees[2].root_total)],
+        [cm(1), report_msg(pay, 2, 0, trees[2], trees[2].root_total), cm(2)],
+        [cm(2), report_msg(pay, 2, 0, trees[2], trees[2].root_total), cm(1)],
+        [report_msg(pay, 2, 0, trees[2], trees[2].root_total), cm(1), cm(2), cm(2)],
+        [cm(1), cm(2), report_msg(pay, 2, 0, trees[2], trees[2].root_total)],
     ]
     for combo in combos:
         for perm in itertools.permutations(combo):
@@ -341,7 +387,7 @@ def test_pool_balance_changes_by_exactly_the_payouts(pay: PayEnv) -> None:
     paid = 0
     for e in range(1, 6):
         tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton("0.1") * e)], depth=e)
-        adopt(pay, e, ton(10) if e == 1 else 0, tree.root_hash, tree.root_total)
+        adopt(pay, e, ton(10) if e == 1 else 0, tree, tree.root_total)
         pr = tree.proof(0)
         for value in (ton("0.06"), CLAIM_VALUE, ton(1)):
             bad = replace(pr, leaf=replace(pr.leaf, total=pr.cumulative + 1))
@@ -363,7 +409,7 @@ def test_pool_short_of_money_bounces_and_the_record_comes_back(pay: PayEnv) -> N
     who = pay.bc.treasury("short")
     p = register_provider(pay, who, Role.GPU)
     tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton(5))])
-    adopt(pay, 1, ton(10), tree.root_hash, tree.root_total)
+    adopt(pay, 1, ton(10), tree, tree.root_total)
     pay.bc.set_balance(pay.pool.address, ton(1))  # test set-up: an insolvent pool
     res = pay.claim(who, p, tree.proof(0))
     pool_tx = find_tx(res, to=pay.pool.address)
@@ -383,7 +429,7 @@ def test_a_provider_in_storage_debt_refuses_claims_until_topped_up(pay: PayEnv) 
     who = pay.bc.treasury("idle")
     p = register_provider(pay, who, Role.GPU)
     tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton(5))])
-    adopt(pay, 1, ton(10), tree.root_hash, tree.root_total)
+    adopt(pay, 1, ton(10), tree, tree.root_total)
     _withdraw_everything(pay, who, p)
     snap = pay.bc.snapshot()
     pr = tree.proof(0)
@@ -412,20 +458,25 @@ def test_idle_pool_storage_eating_owed_money_bounces_claims_instead_of_stranding
     back, and once anyone tops the pool up the same claim pays."""
     fund_pool(pay, ton(10), 0)
     who = pay.bc.treasury("late")
-    p = register_provider(pay, who, Role.GPU)
-    tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton("9.5"))])  # everything allocated
-    adopt(pay, 1, ton(10), tree.root_hash, tree.root_total)
+    roles = (Role.GPU, Role.ROUTER, Role.VALIDATOR)  # compute revenue: 7 + 1.5 + 1 TON
+    provs = [register_provider(pay, who, r) for r in roles]
+    shares = [ton(7), ton("1.5"), ton(1)]  # everything allocated
+    tree = MerkleSumTree([Leaf(p.address, r, t) for p, r, t in zip(provs, roles, shares, strict=True)])
+    adopt(pay, 1, ton(10), tree, tree.root_total)
     assert solvent(pay)
     pay.bc.now += 16 * YEAR
-    res = pay.claim(who, p, tree.proof(0))
+    for i in (0, 1):  # the first claims still find the money
+        res = pay.claim(who, provs[i], tree.proof(i))
+        find_tx(res, from_=pay.pool.address, to=who.address, op=Op.RECEIVE_REWARD)
+    res = pay.claim(who, provs[2], tree.proof(2))
     pool_tx = find_tx(res, to=pay.pool.address)
     assert (pool_tx.exit_code, pool_tx.action_code) == (0, 37)
-    find_tx(res, from_=pay.pool.address, to=p.address, bounced=True, success=True)
-    assert provider_claimed(pay, p) == 0 == pay.pool_data().claimed
+    find_tx(res, from_=pay.pool.address, to=provs[2].address, bounced=True, success=True)
+    assert provider_claimed(pay, provs[2]) == 0 and pay.pool_data().claimed == ton("8.5")
     ok(who.send(pay.pool.address, ton(1), None))  # anyone may top the pool up
-    res = pay.claim(who, p, tree.proof(0))
+    res = pay.claim(who, provs[2], tree.proof(2))
     find_tx(res, from_=pay.pool.address, to=who.address, op=Op.RECEIVE_REWARD)
-    assert provider_claimed(pay, p) == ton("9.5") == pay.pool_data().claimed
+    assert provider_claimed(pay, provs[2]) == ton(1) and pay.pool_data().claimed == ton("9.5")
 
 
 def test_library_and_pruned_proof_cells_are_refused_and_bounce(pay: PayEnv) -> None:
@@ -437,7 +488,7 @@ def test_library_and_pruned_proof_cells_are_refused_and_bounce(pay: PayEnv) -> N
 
     who, p = setup_provider(pay)
     tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton(1)), Leaf(who.address, Role.GPU, ton(2))])
-    adopt(pay, 1, ton(10), tree.root_hash, tree.root_total)
+    adopt(pay, 1, ton(10), tree, tree.root_total)
     real = tree.proof(0)
     lib = Builder(type_=2).store_uint(2, 8).store_bytes(real.cell.hash).end_cell()
     res = claim_raw(pay, who, p, ton(1), real.path, lib)

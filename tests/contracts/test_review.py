@@ -112,7 +112,7 @@ def test_exact_value_deposits_cannot_make_the_pool_insolvent(pay: PayEnv) -> Non
     who = pay.bc.treasury("honest-gpu")
     p = register_provider(pay, who, Role.GPU)
     split = split_revenue(ton(10), ton(4), SPLIT_C, SPLIT_D)
-    tree = MerkleSumTree([Leaf(p.address, Role.GPU, split.providers)])
+    tree = MerkleSumTree([Leaf(p.address, Role.GPU, split.gpu)])  # the rest is carried, owed all the same
     pay.adopt(tree, compute=ton(10), data=ton(4))
     d = pay.pool_data()
     assert pool_balance(pay) >= d.owed  # solvent after the sweep, with the storage reserve only

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offchain.protocol.epoch import build_report, sign_report, split_revenue
+from offchain.protocol.epoch import RevenueSplit, build_report, sign_report, split_revenue
 from offchain.protocol.merkle import Leaf, MerkleSumTree
 from offchain.ton.blockchain import ton
 from offchain.ton.transaction import find_tx, raw
@@ -28,13 +28,19 @@ def report_for(pay: PayEnv, epoch: int, c: int, d: int, tree: MerkleSumTree, sig
     return report, sign_report(report, pay.validators[:3] if signers is None else signers)
 
 
+def split_tree(pay: PayEnv, split: RevenueSplit, delta: tuple[int, int, int, int] = (0, 0, 0, 0)) -> MerkleSumTree:
+    """One leaf per role (owners that need not be registered: nobody claims) at the role's
+    share of `split`, plus `delta[role]`."""
+    return MerkleSumTree([Leaf(pay.bc.treasury(f"share-{r}").address, r, split.of(r) + delta[r]) for r in Role])
+
+
 def one_provider_epoch(pay: PayEnv, role: int = Role.GPU, total: int | None = None, depth: int | None = None):
-    """Fund the pots, register one provider, report an epoch paying it everything allocated."""
+    """Fund the pots, register one provider, report an epoch paying it its role's whole share."""
     fund_pool(pay, ton(10), ton(4))
     who = pay.bc.treasury(f"provider-{role}")
     p = register_provider(pay, who, role)
     split = split_revenue(ton(10), ton(4), SPLIT_C, SPLIT_D)
-    total = split.providers if total is None else total
+    total = split.of(role) if total is None else total
     tree = MerkleSumTree([Leaf(p.address, role, total)], depth=depth)
     report, sigs = report_for(pay, 1, ton(10), ton(4), tree)
     res = pay.post_report(report, sigs)
@@ -104,7 +110,9 @@ def test_epoch_report_pays_the_protocol_and_adopts_the_root(pay: PayEnv, gas_sna
     p = register_provider(pay, who, Role.GPU)
     split = split_revenue(ton(10), ton(4), SPLIT_C, SPLIT_D)
     assert split.providers + split.protocol == ton(14)
-    tree = MerkleSumTree([Leaf(p.address, Role.GPU, split.providers - 5)])
+    leaves = [Leaf(p.address, Role.GPU, split.gpu - 5)]
+    leaves += [Leaf(pay.bc.treasury(f"share-{r}").address, r, split.of(r)) for r in Role if r != Role.GPU]
+    tree = MerkleSumTree(leaves)
     report, sigs = report_for(pay, 1, ton(10), ton(4), tree)
     before = pay.bc.account(pay.treasury.address).balance
     res = pay.post_report(report, sigs)
@@ -118,12 +126,17 @@ def test_epoch_report_pays_the_protocol_and_adopts_the_root(pay: PayEnv, gas_sna
     assert d.merkle_root == int.from_bytes(tree.root_hash, "big") and d.root_total == tree.root_total
     assert d.carry == 5  # allocated but not put in the tree: kept for later epochs
     assert pay.bc.account(pay.pool.address).balance >= d.owed
+    roles = pay.pool_roles()
+    assert (
+        roles.totals.as_tuple() == tree.role_totals == (split.gpu - 5, split.bandwidth, split.router, split.validator)
+    )
+    assert roles.carries.as_tuple() == (5, 0, 0, 0)  # the carry is the gpu role's
 
 
 def test_epoch_report_rejections(pay: PayEnv):
     fund_pool(pay, ton(10), ton(4))
     split = split_revenue(ton(10), ton(4), SPLIT_C, SPLIT_D)
-    tree = MerkleSumTree([Leaf(pay.owner.address, Role.GPU, split.providers)])
+    tree = split_tree(pay, split)
     report, sigs = report_for(pay, 1, ton(10), ton(4), tree)
 
     def rejected(code, report=report, sigs=sigs, value=200_000_000):
@@ -139,7 +152,7 @@ def test_epoch_report_rejections(pay: PayEnv):
     rejected(ExitCode.UNKNOWN_VALIDATOR, sigs={**sign_report(report, outsider), **sigs})
     # duplicates collapse in the map: two distinct validators are not a quorum of three
     rejected(ExitCode.NOT_ENOUGH_SIGNATURES, sigs=sign_report(report, pay.validators[:2] + pay.validators[:2]))
-    too_big = MerkleSumTree([Leaf(pay.owner.address, Role.GPU, split.providers + 1)])
+    too_big = split_tree(pay, split, (1, 0, 0, 0))
     rejected(ExitCode.BAD_ROOT_TOTAL, *report_for(pay, 1, ton(10), ton(4), too_big))
     rejected(ExitCode.CONSUMED_EXCEEDS_POT, *report_for(pay, 1, ton(10) + 1, ton(4), tree))
     wrong_pool = build_report(pay.root.address, 1, compute_consumed=0, data_consumed=0, tree=tree)
@@ -151,10 +164,10 @@ def test_epoch_report_rejections(pay: PayEnv):
     find_tx(res, to=pay.pool.address, success=True)
     rejected(ExitCode.EPOCH_NOT_NEW)  # a replay
     # the tree's total never shrinks
-    smaller = MerkleSumTree([Leaf(pay.owner.address, Role.GPU, split.providers - 1)])
+    smaller = split_tree(pay, split, (-1, 0, 0, 0))
     rejected(ExitCode.BAD_ROOT_TOTAL, *report_for(pay, 2, 0, 0, smaller))
     # a quorum-signed report for a far epoch would leave no epoch after it: only last + 1 is taken
-    same = MerkleSumTree([Leaf(pay.owner.address, Role.GPU, split.providers)])
+    same = split_tree(pay, split)
     rejected(ExitCode.EPOCH_SKIPPED, *report_for(pay, 2**32 - 1, 0, 0, same))
     rejected(ExitCode.EPOCH_SKIPPED, *report_for(pay, 3, 0, 0, same))
     assert pay.pool_data().epoch == 1
@@ -162,13 +175,99 @@ def test_epoch_report_rejections(pay: PayEnv):
     assert pay.pool_data().epoch == 2
 
 
+def test_epoch_report_over_allocating_one_role_is_refused(pay: PayEnv):
+    """The total is exactly what the epoch allocated, but one role gets 1 nanoTON of another
+    role's share: refused (BAD_ROLE_TOTAL), for every pair of roles. The exact split passes."""
+    fund_pool(pay, ton(10), ton(4))
+    split = split_revenue(ton(10), ton(4), SPLIT_C, SPLIT_D)
+    for over in Role:
+        for under in Role:
+            if over == under:
+                continue
+            delta = tuple(1 if r == over else -1 if r == under else 0 for r in Role)
+            tree = split_tree(pay, split, delta)  # type: ignore[arg-type]
+            assert tree.root_total == split.providers
+            res = pay.post_report(*report_for(pay, 1, ton(10), ton(4), tree))
+            find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT, exit_code=ExitCode.BAD_ROLE_TOTAL)
+    assert pay.pool_data().epoch == 0
+    tree = split_tree(pay, split)
+    find_tx(pay.post_report(*report_for(pay, 1, ton(10), ton(4), tree)), to=pay.pool.address, success=True)
+    assert pay.pool_roles().totals.as_tuple() == (split.gpu, split.bandwidth, split.router, split.validator)
+    assert pay.pool_data().carry == 0
+
+
+def test_role_shares_round_down_per_pot_with_the_dust_to_the_protocol(pay: PayEnv):
+    """6 nanoTON of compute and 6 of data: router and validator get floor(0.9) + floor(0.9) and
+    floor(0.6) + floor(0.6), i.e. nothing (a split of the 12 together would give the router
+    1), gpu and bandwidth floor(4.2) = 4 each; the 4 left are the protocol's. A tree giving the
+    router 1 (and bandwidth 3: the total within bounds) is refused; split_revenue's is taken."""
+    fund_pool(pay, 6, 6)
+    split = split_revenue(6, 6, SPLIT_C, SPLIT_D)
+    assert (split.gpu, split.bandwidth, split.router, split.validator, split.protocol) == (4, 4, 0, 0, 4)
+    greedy = split_tree(pay, split, (0, -1, 1, 0))
+    res = pay.post_report(*report_for(pay, 1, 6, 6, greedy))
+    find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT, exit_code=ExitCode.BAD_ROLE_TOTAL)
+    before = pay.bc.account(pay.treasury.address).balance
+    res = pay.post_report(*report_for(pay, 1, 6, 6, split_tree(pay, split)))
+    fee = find_tx(res, from_=pay.pool.address, to=pay.treasury.address, op=Op.RECEIVE_PROTOCOL_FEE)
+    assert fee.value >= split.protocol and pay.bc.account(pay.treasury.address).balance > before - fee.total_fees
+    assert pay.pool_roles().totals.as_tuple() == (4, 4, 0, 0)
+
+
+def test_each_role_keeps_its_own_carry_and_never_shrinks(pay: PayEnv):
+    """Epoch 1 leaves 5 of the gpu share out of the tree: only the gpu subtree may take it
+    later (the router may not, though the total's carry would allow it). A role's total may
+    not fall, even while the tree's total grows."""
+    fund_pool(pay, ton(10), ton(4))
+    split = split_revenue(ton(10), ton(4), SPLIT_C, SPLIT_D)
+    pay.adopt(split_tree(pay, split, (-5, 0, 0, 0)), compute=ton(10), data=ton(4))
+    assert pay.pool_roles().carries.as_tuple() == (5, 0, 0, 0) and pay.pool_data().carry == 5
+    router_takes = split_tree(pay, split, (-5, 0, 1, 0))
+    res = pay.post_report(*report_for(pay, 2, 0, 0, router_takes))
+    find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT, exit_code=ExitCode.BAD_ROLE_TOTAL)
+    pay.adopt(split_tree(pay, split), epoch=2)  # the gpu role takes its 5
+    assert pay.pool_roles().carries.as_tuple() == (0, 0, 0, 0) and pay.pool_data().carry == 0
+    fund_pool(pay, ton(1), 0)
+    shrinking = split_tree(pay, split, (-1, 0, ton("0.15"), 0))  # router's new share, gpu - 1
+    res = pay.post_report(*report_for(pay, 3, ton(1), 0, shrinking))
+    find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT, exit_code=ExitCode.BAD_ROLE_TOTAL)
+    assert pay.pool_data().epoch == 2
+
+
+def test_epoch_report_with_a_root_node_not_of_its_tree_is_refused(pay: PayEnv):
+    """The report's root node must be a Merkle-proof cell of its `merkle_root` whose four sums
+    add up to its `root_total`: validators cannot show the pool other role totals than the
+    tree's."""
+    from dataclasses import replace
+
+    from pytoniq_core import begin_cell
+
+    fund_pool(pay, ton(10), ton(4))
+    split = split_revenue(ton(10), ton(4), SPLIT_C, SPLIT_D)
+    tree = split_tree(pay, split)
+    report, _ = report_for(pay, 1, ton(10), ton(4), tree)
+    # all at the gpu share: the sums of this other tree add up to root_total too
+    other = split_tree(pay, split, (0, 1, -1, 0))
+    plain = begin_cell().store_uint(3, 8).store_uint(report.merkle_root, 256).end_cell()
+    for bad in (
+        replace(report, root_node=other.root_node_proof()),  # another tree's root
+        replace(report, root_node=plain),  # an ordinary cell
+        replace(report, root_total=report.root_total - 1),  # sums above the stated total
+    ):
+        res = pay.post_report(bad, sign_report(bad, pay.validators[:3]))
+        find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT, exit_code=ExitCode.BAD_ROOT_NODE)
+    assert pay.pool_data().epoch == 0
+
+
 # ---- claims -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("leaves", "depth"), [("2^4", 2), ("2^20", 10)])
+@pytest.mark.parametrize(("leaves", "depth"), [("2^4", 2), ("2^20", 10), ("2^20_one_role", 11)])
 def test_claim_pays_the_difference_and_records_it(pay: PayEnv, gas_snapshot, leaves, depth):
-    """A tree as deep as one of 2^4 or 2^20 leaves (4-ary: depth 2 or 10; the claim's gas
-    does not depend on how full it is, see the next test and benchmarks/claim_gas.py)."""
+    """A tree as deep as one of 2^4 or 2^20 leaves spread over the four roles (the root, then
+    a 4-ary role subtree: depth 2 or 10), or of 2^20 leaves all in one role (depth 11); the
+    claim's gas does not depend on how full it is, see the next test and
+    benchmarks/claim_gas.py."""
     who, p, tree, _ = one_provider_epoch(pay, depth=depth)
     proof = tree.proof(0)
     assert (proof.path.bit_length() - 1) // 2 == depth
@@ -195,7 +294,8 @@ def test_claim_pays_the_difference_and_records_it(pay: PayEnv, gas_snapshot, lea
 
 def test_claim_gas_does_not_grow_with_the_number_of_providers(pay: PayEnv):
     """Claim gas depends on the proof's depth only: 1 or 16 real leaves in a depth-2 tree cost
-    the same, and going from depth 2 (2^4 leaves) to 10 (2^20) adds a fixed cost per level."""
+    the same, and going from depth 2 (2^4 leaves, 4 a role) to 10 (2^20, 2^18 a role) adds a
+    fixed cost per level."""
     gas = {}
     snap = pay.bc.snapshot()
     for depth, others in ((2, 0), (2, 15), (10, 0)):
@@ -203,7 +303,8 @@ def test_claim_gas_does_not_grow_with_the_number_of_providers(pay: PayEnv):
         fund_pool(pay, ton(10), ton(4))
         who = pay.bc.treasury("claimer")
         p = register_provider(pay, who, Role.GPU)
-        fillers = [Leaf(pay.bc.treasury(f"x{i}").address, Role.GPU, 1000 + i) for i in range(others)]
+        # 16 leaves in a depth-2 tree: four per role subtree
+        fillers = [Leaf(pay.bc.treasury(f"x{i}").address, list(Role)[(i + 1) % 4], 1000 + i) for i in range(others)]
         tree = MerkleSumTree([Leaf(p.address, Role.GPU, ton(1)), *fillers], depth=depth)
         res = pay.post_report(*report_for(pay, 1, ton(10), ton(4), tree))
         find_tx(res, to=pay.pool.address, op=Op.POST_EPOCH_REPORT, success=True)
@@ -272,7 +373,8 @@ def test_malformed_proofs_bounce_and_restore_the_record(pay: PayEnv):
     proof = tree.proof(0)
     total = proof.cumulative
     other = MerkleSumTree([Leaf(p.address, Role.GPU, total), Leaf(who.address, Role.GPU, 5)])
-    plain = begin_cell().store_uint(3, 8).store_bytes(tree.root_hash).store_ref(proof.cell.refs[0]).end_cell()
+    # (an ordinary cell may not hold pruned branches: the message would not even load)
+    plain = begin_cell().store_uint(3, 8).store_bytes(tree.root_hash).store_ref(proof.leaf.cell()).end_cell()
     cell_underflow = 9  # the VM's: loading a pruned branch, or a reference that is not there
     cases = {
         "an ordinary cell dressed as a proof": (replace(proof, cell=plain), ExitCode.INVALID_PROOF),
@@ -390,10 +492,11 @@ def test_property_claims_never_overpay(pay: PayEnv, epochs):
         for n, (c, d, weights, claims) in enumerate(epochs, start=1):
             if c + d:
                 fund_pool(pay, c, d)
-            alloc = split_revenue(c, d, SPLIT_C, SPLIT_D).providers + pay.pool_data().carry
-            wsum = sum(weights) or 1
+            # each role's provider gets a random part (0-100%) of what its role may grow by
+            split = split_revenue(c, d, SPLIT_C, SPLIT_D)
+            carries = pay.pool_roles().carries.as_tuple()
             for i, w in enumerate(weights):
-                cumulative[i] += alloc * w // wsum
+                cumulative[i] += (split.of(i) + carries[i]) * w // 100
             tree = MerkleSumTree(
                 [Leaf(p.address, r, cumulative[i]) for i, (p, r) in enumerate(zip(provs, Role, strict=True))]
             )

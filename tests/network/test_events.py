@@ -135,15 +135,15 @@ async def test_payment_flow_yields_typed_events_in_chain_order(net: NetworkProvi
         )
         await sent.wait_delivered()
 
-    # the epoch: everything the providers may get goes to our one router; 2 of 3 validators sign
+    # the epoch: the routers' share goes to our one router; 2 of 3 validators sign
     split = split_revenue(v.compute, v.data, ComputeSplit(7000, 1500, 1000, 500), DataSplit(7000, 1500, 1000, 500))
-    tree = MerkleSumTree([Leaf(prov.address, Role.ROUTER, split.providers)])
+    tree = MerkleSumTree([Leaf(prov.address, Role.ROUTER, split.router)])
     report = build_report(pool.address, 1, compute_consumed=v.compute, data_consumed=v.data, tree=tree)
     await pool.send_post_epoch_report(
         net.open(pool), foundation.sender(), report=report, signatures=sign_report(report, VALIDATORS[:2])
     )
     # a claim with a proof of a tree the pool never adopted: refused, the Provider takes it back
-    stranger = MerkleSumTree([Leaf(prov.address, Role.ROUTER, split.providers), Leaf(pool.address, Role.GPU, 1)])
+    stranger = MerkleSumTree([Leaf(prov.address, Role.ROUTER, split.router), Leaf(pool.address, Role.GPU, 1)])
     bad = stranger.proof(0)
     await prov.send_claim_reward(
         operator.open(prov), operator.sender(), cumulative=bad.cumulative, path=bad.path, proof=bad.cell
@@ -152,8 +152,8 @@ async def test_payment_flow_yields_typed_events_in_chain_order(net: NetworkProvi
     proof_file.write_text(json.dumps(tree.proof(0).to_json()))
     capsys.readouterr()
     data = await provider_script.run(operator, ["claim", *r, "--proof", str(proof_file)])
-    assert data.claimed == split.providers
-    assert f"claimed total {fmt_ton(split.providers)}" in capsys.readouterr().out
+    assert data.claimed == split.router
+    assert f"claimed total {fmt_ton(split.router)}" in capsys.readouterr().out
 
     # stake more, get slashed by a quorum, unstake, withdraw (cooldown 0)
     pp, op_via = operator.open(prov), operator.sender()
@@ -260,17 +260,17 @@ async def test_payment_flow_yields_typed_events_in_chain_order(net: NetworkProvi
     ]
     (epoch,) = by_kind[EpochReported]
     assert (epoch.epoch, epoch.compute_consumed, epoch.data_consumed) == (1, 3 * TON, TON)
-    assert epoch.merkle_root == int.from_bytes(tree.root_hash, "big") and epoch.root_total == split.providers
+    assert epoch.merkle_root == int.from_bytes(tree.root_hash, "big") and epoch.root_total == split.router
     assert epoch.signers == 2 and epoch.protocol_fee >= split.protocol
     (paid,) = by_kind[ClaimPaid]
-    assert (paid.amount, paid.cumulative, paid.role) == (split.providers, split.providers, Role.ROUTER)
+    assert (paid.amount, paid.cumulative, paid.role) == (split.router, split.router, Role.ROUTER)
     assert paid.provider == raw(prov.address) and paid.owner == raw(operator.sender().address)
-    assert paid.to_owner > split.providers
+    assert paid.to_owner > split.router
     for claimed in by_kind[Claimed]:  # the refused claim and the paid one: the same figures
-        assert (claimed.cumulative, claimed.payout) == (split.providers, split.providers)
+        assert (claimed.cumulative, claimed.payout) == (split.router, split.router)
         assert claimed.owner == raw(operator.sender().address) and claimed.pool == raw(pool.address)
     (refused,) = by_kind[ClaimRefused]
-    assert (refused.payout, refused.pool, refused.account) == (split.providers, raw(pool.address), raw(prov.address))
+    assert (refused.payout, refused.pool, refused.account) == (split.router, raw(pool.address), raw(prov.address))
     refusal = next(e for e in events if isinstance(e, MessageReceived) and name[e.account] == "pool" and not e.success)
     assert refusal.exit_code == ExitCode.INVALID_PROOF and refusal.op == Op.FORWARD_CLAIM
     assert by_kind[Staked][0].amount == 2 * TON

@@ -252,7 +252,7 @@ async def test_claim_with_a_real_proof_from_an_epoch_report(
         before = await pool.get_pool_data(net.open(pool))
         cfg = await pool.get_pool_config(net.open(pool))
         split = split_revenue(compute, data_rev, cfg.compute_split, cfg.data_split)
-        tree = MerkleSumTree([Leaf(prov, Role.VALIDATOR, before.root_total + split.providers)])
+        tree = MerkleSumTree([Leaf(prov, Role.VALIDATOR, before.root_total + split.validator)])
         report = build_report(
             pool.address, before.epoch + 1, compute_consumed=compute, data_consumed=data_rev, tree=tree
         )

@@ -35,15 +35,26 @@ def node_cell(children: list[tuple[Cell, int]]) -> Cell:
     return b.end_cell()
 
 
-def full_tree_cell(lv: list[Leaf]) -> Cell:
+def subtree_cell(lv: list[Leaf]) -> tuple[Cell, int]:
+    """One role's subtree: its leaves four to a node, the leaf itself when alone."""
     level = [(leaf.cell(), leaf.total) for leaf in lv]
-    while True:
+    while len(level) > 1:
         level = [
             (node_cell(level[i : i + ARITY]), sum(s for _c, s in level[i : i + ARITY]))
             for i in range(0, len(level), ARITY)
         ]
-        if len(level) == 1:
-            return level[0][0]
+    return level[0]
+
+
+def full_tree_cell(lv: list[Leaf]) -> Cell:
+    """The root over the four role subtrees (an empty cell of sum 0 for an empty role)."""
+    roles = [[leaf for leaf in lv if leaf.role == r] for r in Role.ALL]
+    return node_cell([subtree_cell(group) if group else (begin_cell().end_cell(), 0) for group in roles])
+
+
+def merkle_proof_cell(top: Cell) -> Cell:
+    b = Builder(type_=3).store_uint(3, 8).store_bytes(top.get_hash(0)).store_uint(top.get_depth(0), 16)
+    return b.store_ref(top).end_cell()
 
 
 @pytest.mark.parametrize("n", [1, 2, 4, 5, 16, 17, 70])
@@ -53,6 +64,45 @@ def test_fast_hashes_are_the_cells_representation_hashes(n):
     lv = leaves(n)
     assert all(leaf.hash == leaf.cell().hash for leaf in lv)
     assert MerkleSumTree(lv).root_hash == full_tree_cell(lv).hash
+    one_role = [replace(leaf, role=Role.ROUTER) for leaf in lv]
+    assert MerkleSumTree(one_role).root_hash == full_tree_cell(one_role).hash
+
+
+def test_root_children_are_the_role_subtrees_and_paths_start_with_the_role():
+    """Leaves are grouped by role under the root (whatever order they come in), the root's
+    sums are the roles' totals, and every path's first branch is its leaf's role."""
+    lv = [Leaf(addr(i), (Role.ROUTER, Role.GPU, Role.ROUTER)[i % 3], 10 + i) for i in range(9)]
+    tree = MerkleSumTree(lv)
+    gpu = sum(leaf.total for leaf in lv if leaf.role == Role.GPU)
+    router = sum(leaf.total for leaf in lv if leaf.role == Role.ROUTER)
+    assert tree.role_totals == (gpu, 0, router, 0) and tree.root_total == gpu + router
+    assert tree.depth == 3  # 6 router leaves: 2 levels under the root
+    for i, leaf in enumerate(lv):
+        proof = tree.proof(i)
+        assert proof.path & 3 == leaf.role and proof.leaf == leaf
+        assert proof.verify(tree.root_hash, tree.root_total)
+    # the report's root node: a Merkle-proof cell of the root, the four sums, children pruned
+    node = tree.root_node_proof()
+    assert node.type_ == 3 and node.refs[0].get_hash(0) == tree.root_hash
+    root = node.refs[0]
+    assert [c.type_ for c in root.refs] == [1, 1, 1, 1]
+    s = root.begin_parse()
+    assert [s.load_uint(128) for _ in range(4)][::-1] == list(tree.role_totals)
+    with pytest.raises(ValueError, match="not a provider role"):
+        MerkleSumTree([Leaf(addr(1), 4, 1)])
+
+
+def test_a_leaf_outside_its_role_subtree_is_refused():
+    """A gpu leaf under the router branch adds up everywhere, but the walk (as the pool's)
+    refuses it: a role's claims draw on that role's subtree only."""
+    gpu = Leaf(addr(1), Role.GPU, 100)
+    empty = (begin_cell().end_cell(), 0)
+    top = node_cell([empty, empty, (gpu.cell(), 100), empty])
+    with pytest.raises(InvalidMessage, match="outside its role's subtree"):
+        walk_proof(merkle_proof_cell(top), 0b100 | Role.ROUTER, top.hash, 100)
+    # the same leaf in its own place proves
+    top = node_cell([(gpu.cell(), 100), empty, empty, empty])
+    assert walk_proof(merkle_proof_cell(top), 0b100 | Role.GPU, top.hash, 100) == gpu
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 16, 50])
