@@ -47,8 +47,9 @@ def deploy() -> PayEnv:
     return pay_env(bc, root, pool, keys, provider_code)
 
 
-def measure(log2_leaves: int, spread: bool) -> dict:
-    """`spread`: the leaves spread over the four roles; otherwise all gpu."""
+def measure(log2_leaves: int, spread: bool = True) -> dict:
+    """`spread`: the leaves spread over the four roles (the default, as claim_crosscheck.py
+    runs it); otherwise all gpu."""
     pay = deploy()
     fund_pool(pay, ton(100), ton(100))
     who = pay.bc.treasury("claimer")
