@@ -15,16 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from dataclasses import dataclass, field
 
 from nacl.signing import SigningKey
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from offchain.datanode._policy import Caps, Policy
 from offchain.datanode._relay import Opener, Relay, StreamStats
-from offchain.errors import CocoonError, RequestFailed
-from offchain.mesh import Limits, connect, join
+from offchain.mesh import LOST, Limits, connect, join, keep_connected
 from offchain.protocol.wire import Error, ErrorCode
 
 __all__ = ["DataNode", "DataNodeConfig"]
@@ -76,21 +73,14 @@ class DataNode:
         """Connect and relay; on any disconnect wait (exponential backoff with jitter, capped at
         `reconnect_max_delay`) and connect again. A refusal by the router (e.g. our Provider is
         not active) is logged and retried the same way: staking may fix it."""
-        delay = 0.2
-        while not self._stop.is_set():
-            try:
-                await self._session()
-                delay = 0.2
-            except RequestFailed as err:
-                log.warning("router refused this data node: %s", err)
-            except _LOST as err:
-                log.info("router connection lost: %s", err or type(err).__name__)
-            self.connected.clear()
-            if self._stop.is_set():
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay * (0.5 + random.random()))
-            delay = min(self.config.reconnect_max_delay, delay * 2)
+        await keep_connected(
+            self._session,
+            stop=self._stop,
+            connected=self.connected,
+            max_delay=self.config.reconnect_max_delay,
+            log=log,
+            what="data node",
+        )
 
     def _closed(self, stats: StreamStats) -> None:
         self.relayed += stats.total
@@ -117,7 +107,7 @@ class DataNode:
                 done, _ = await asyncio.wait({recv, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if recv not in done:
                     recv.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, *_LOST):
+                    with contextlib.suppress(asyncio.CancelledError, *LOST):
                         await recv
                     break
                 frame = recv.result()
@@ -141,7 +131,3 @@ class DataNode:
             self.relay = None
             with contextlib.suppress(Exception):
                 await peer.close()
-
-
-_LOST = (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError, CocoonError)
-"""What ends a session without ending the node: it reconnects."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from offchain.mesh._reconnect import LOST, keep_connected
 from offchain.mesh._transport import Limits, Peer, accept_peer, connect, join
 
-__all__ = ["Limits", "Peer", "accept_peer", "connect", "join"]
+__all__ = ["LOST", "Limits", "Peer", "accept_peer", "connect", "join", "keep_connected"]

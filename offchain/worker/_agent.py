@@ -20,17 +20,16 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed
 
-from offchain.errors import CocoonError, InvalidMessage, RequestFailed
-from offchain.mesh import Limits, Peer, connect, join
+from offchain.errors import InvalidMessage, RequestFailed
+from offchain.mesh import Limits, Peer, connect, join, keep_connected
 from offchain.models import Batcher, ModelSpec
 from offchain.protocol.sealing import open_request_box, seal_answer
 from offchain.protocol.wire import (
@@ -108,26 +107,14 @@ class Worker:
         """Connect and serve; on any disconnect wait (exponential backoff with jitter, capped at
         `reconnect_max_delay`) and connect again. A refusal by the router (e.g. our Provider is
         not active) is logged and retried the same way: staking may fix it. Cancelling is safe."""
-        delay = 0.2
-        while not self._stop.is_set():
-            try:
-                await self._session()
-                delay = 0.2
-            except RequestFailed as err:
-                log.warning("router refused this worker: %s", err)
-            except _LOST as err:
-                log.info("router connection lost: %s", err or type(err).__name__)
-            except ExceptionGroup as group:  # from the session's TaskGroup
-                _, rest = group.split(_LOST)
-                if rest is not None:
-                    raise rest from None
-                log.info("router connection lost: %s", group.exceptions[0])
-            self.connected.clear()
-            if self._stop.is_set():
-                break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay * (0.5 + random.random()))
-            delay = min(self.config.reconnect_max_delay, delay * 2)
+        await keep_connected(
+            self._session,
+            stop=self._stop,
+            connected=self.connected,
+            max_delay=self.config.reconnect_max_delay,
+            log=log,
+            what="worker",
+        )
 
     async def _session(self) -> None:
         peer = await connect(self.config.router_url, self.config.limits)
@@ -262,7 +249,3 @@ class Worker:
 
 class _Stopped(Exception):
     pass
-
-
-_LOST = (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError, CocoonError)
-"""What ends a session without ending the worker: it reconnects."""
