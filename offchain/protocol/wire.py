@@ -32,6 +32,7 @@ from msgspec import Meta
 from pytoniq_core import Address
 
 from offchain.errors import InvalidMessage
+from offchain.protocol.provenance import SignedRecord
 
 __all__ = [
     "MAX_FRAME_BYTES",
@@ -87,6 +88,15 @@ __all__ += [  # data node streams
     "StreamRefusal",
     "StreamRefused",
 ]
+__all__ += [  # crawls (the data path: a client buys, a validator fetches through data nodes)
+    "MAX_CRAWL_PAGES",
+    "Crawl",
+    "CrawlDone",
+    "CrawlRecord",
+    "CrawlSpec",
+    "CrawlStop",
+    "CrawlTask",
+]
 
 PROTOCOL_VERSION = 2  # 2: sealed requests, receipts bind the answer's key
 MAX_FRAME_BYTES = 4 * 1024 * 1024
@@ -130,6 +140,8 @@ class ErrorCode(IntEnum):
     SHUTTING_DOWN = 43
     RESULT_REJECTED = 44  # the client refused an answer: not sealed to it, or not signed by its worker
     DISPUTE_REFUSED = 45  # the dispute's proof does not hold (the answer opens, or the receipt is not the worker's)
+    NO_VALIDATOR = 46  # no validator is connected to take a crawl
+    CRAWL_FAILED = 47  # the crawl's validator gave up (its CrawlDone says how far it got)
     INTERNAL = 50
 
 
@@ -436,6 +448,9 @@ class StreamRefusal(IntEnum):
     DUPLICATE = 5  # a stream with this id is open on this connection
     CONNECT_FAILED = 6  # every checked address refused or timed out
     SHUTTING_DOWN = 7
+    NO_NODE = 8  # router -> validator: no connected data node (outside the ones to avoid) can take it
+    BUDGET = 9  # router -> validator: what is left of the crawl's budget does not cover another page
+    NOT_YOURS = 10  # router -> validator: no crawl task of this session has that id
 
 
 Host = Annotated[str, Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9._:\[\]-]+\Z")]  # a name or an IP literal
@@ -443,21 +458,28 @@ IpText = Annotated[str, Meta(min_length=2, max_length=45, pattern=r"^[0-9A-Fa-f.
 
 
 class StreamOpen(_Frame):
-    """Router -> data node: open a TCP stream to `host`:`port` (the router's id for it).
+    """Open a TCP stream to `host`:`port`; `id` is the sender's id for it.
 
-    The node resolves `host` itself, checks the resolved address against its policy, and
-    connects to exactly that address (no second lookup: no DNS rebinding)."""
+    Validator -> router: for crawl `task`, through a data node the router picks, never one
+    of `avoid` (Provider addresses: nodes that failed this page already). Router -> data
+    node: the router's own id (`task` 0, `avoid` empty). The node resolves `host` itself,
+    checks the resolved address against its policy, and connects to exactly that address
+    (no second lookup: no DNS rebinding)."""
 
     id: U64
     host: Host
     port: Annotated[int, Meta(ge=1, le=65_535)]
+    task: U64 = 0
+    avoid: Annotated[list[Addr], Meta(max_length=64)] = []
 
 
 class StreamOpened(_Frame):
-    """Data node -> router: connected; `address` is the IP it checked and connected to."""
+    """Connected; `address` is the IP the node checked and connected to. Router -> validator
+    adds `node`, the relaying data node's Provider (what the provenance record names)."""
 
     id: U64
     address: IpText
+    node: Addr | None = None
 
 
 class StreamRefused(_Frame):
@@ -485,6 +507,88 @@ class StreamClose(_Frame):
     error: Message = ""
 
 
+# ---- crawls (DESIGN.md, "Validator": the data half) ---------------------------------------
+MAX_CRAWL_PAGES = 10_000
+"""Pages in one crawl."""
+
+Url = Annotated[str, Meta(min_length=9, max_length=2048, pattern=r"^https://[^\s/?#]+[^\s]*\Z")]
+
+
+class CrawlSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What a client buys: pages reached from `seeds` (https only: every record names the
+    site's certificate), following links up to `max_depth` hops, at most `max_pages` pages,
+    on the seeds' own hosts when `same_site`. `robots.txt` is always respected; the same
+    host is fetched at most once per `politeness_ms`; a page (relay bytes both ways, TLS
+    included) may be at most `max_page_bytes`. Whole numbers only: the spec goes into the
+    dataset's manifest as canonical JSON."""
+
+    seeds: Annotated[list[Url], Meta(min_length=1, max_length=64)]
+    max_pages: Annotated[int, Meta(ge=1, le=MAX_CRAWL_PAGES)] = 50
+    max_depth: Annotated[int, Meta(ge=0, le=32)] = 3
+    same_site: bool = True
+    politeness_ms: Annotated[int, Meta(ge=0, le=60_000)] = 500
+    max_page_bytes: Annotated[int, Meta(ge=16 * 1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+
+
+class Crawl(_Frame):
+    """Client -> router: run `spec`, paying at most `max_cost` nanoTON from the data side of
+    the channel. The voucher must cover what is charged, what is in flight and `max_cost`;
+    the crawl is charged what it relayed (`units.data_price`) plus a fee per page delivered
+    (`units.page_price`), never more than `max_cost`. Answered by `CrawlRecord`s (same id),
+    then `CrawlDone` or an `Error`."""
+
+    id: U64
+    spec: CrawlSpec
+    max_cost: Nano
+    voucher: VoucherFrame
+
+
+class CrawlTask(_Frame):
+    """Router -> validator: run crawl `id` (the router's id; the same id again after a
+    reconnect: the validator resumes from its own store)."""
+
+    id: U64
+    spec: CrawlSpec
+
+
+class CrawlRecord(_Frame):
+    """Validator -> router -> client: page `index` (0, 1, ... in the dataset's order) of
+    crawl `id`, as the validator signed it. Sent again after a resumed crawl: the client
+    keeps the first copy of each index."""
+
+    id: U64
+    index: Annotated[int, Meta(ge=0, lt=MAX_CRAWL_PAGES)]
+    record: SignedRecord
+
+
+class CrawlStop(IntEnum):
+    """Why a crawl ended (`CrawlDone.stop`), defined once."""
+
+    EXHAUSTED = 1  # nothing left to fetch within the depth and the same-site rule
+    PAGE_LIMIT = 2  # `max_pages` records
+    BUDGET = 3  # the router refused another page: `max_cost` is spent
+    NO_NODE = 4  # no data node could relay (every one failed or none is connected)
+
+
+class CrawlDone(_Frame):
+    """Validator -> router -> client: the crawl is over. `manifest_digest` is the dataset
+    manifest's digest over the records sent (`offchain.dataset.manifest_digest`, default
+    shard size), signed by `validator`; the client builds the same dataset and checks it.
+    The router fills in `cost` (what the crawl was charged) and `account`."""
+
+    id: U64
+    stop: CrawlStop
+    records: Annotated[int, Meta(ge=0, le=MAX_CRAWL_PAGES)]
+    failed: Count  # pages given up on (every node failed them, or the site did)
+    duplicates: Count  # bodies seen before (by hash): not recorded twice
+    refetched: Count  # pages fetched again through another node after a relay failure
+    manifest_digest: Key32
+    validator: Key32
+    signature: Sig64
+    cost: Nano = 0
+    account: AccountState | None = None
+
+
 Frame = (
     Challenge
     | Hello
@@ -510,6 +614,10 @@ Frame = (
     | StreamRefused
     | StreamData
     | StreamClose
+    | Crawl
+    | CrawlTask
+    | CrawlRecord
+    | CrawlDone
 )
 
 _encoder = msgspec.msgpack.Encoder()

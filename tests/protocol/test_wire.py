@@ -8,6 +8,7 @@ import pytest
 
 from offchain.errors import InvalidMessage
 from offchain.protocol import wire
+from offchain.protocol.provenance import ProvenanceRecord, SignedRecord
 from offchain.protocol.wire import (
     AccountState,
     Challenge,
@@ -43,6 +44,15 @@ ADDR = "0:" + "ab" * 32
 MASTER = "-1:" + "cd" * 32
 K = bytes(range(32))
 SIG = bytes(range(64))
+SPEC = wire.CrawlSpec(seeds=["https://news.cocoon.test/", "https://docs.cocoon.test/a?b=c"], max_pages=3)
+SIGNED = SignedRecord(
+    record=ProvenanceRecord(
+        url="https://news.cocoon.test/", final_url="https://news.cocoon.test/", status=200, fetched_at=1,
+        cert_sha256=K, body_sha256=K, content_type="text/html", byte_count=5, provider=ADDR, main_text="hi",
+        validator_key=K,
+    ),
+    signature=SIG,
+)
 
 
 def voucher() -> VoucherFrame:
@@ -140,6 +150,20 @@ FRAMES = [
     wire.StreamData(id=11, data=b"x" * wire.MAX_STREAM_DATA),
     wire.StreamClose(id=11),
     wire.StreamClose(id=11, error="byte cap"),
+    wire.StreamOpen(id=13, host="news.cocoon.test", port=443, task=7, avoid=[ADDR]),
+    wire.StreamOpened(id=13, address="127.0.0.1", node=ADDR),
+    # crawls
+    wire.Crawl(id=20, spec=SPEC, max_cost=10**9, voucher=VoucherFrame(compute=0, data=10**9, signature=SIG)),
+    wire.CrawlTask(id=21, spec=SPEC),
+    wire.CrawlRecord(id=21, index=0, record=SIGNED),
+    wire.CrawlDone(
+        id=21, stop=wire.CrawlStop.PAGE_LIMIT, records=1, failed=0, duplicates=0, refetched=1,
+        manifest_digest=K, validator=K, signature=SIG,
+    ),
+    wire.CrawlDone(
+        id=20, stop=wire.CrawlStop.EXHAUSTED, records=0, failed=2, duplicates=1, refetched=0,
+        manifest_digest=K, validator=K, signature=SIG, cost=5, account=account(),
+    ),
 ]
 
 
@@ -211,6 +235,20 @@ CHALLENGE = FRAMES[0]
             wire.StreamData(id=1, data=b"x"), {"data": b"x" * (wire.MAX_STREAM_DATA + 1)}, id="stream-data-too-long"
         ),
         pytest.param(wire.StreamClose(id=1), {"error": "e" * 1001}, id="stream-close-error-long"),
+        pytest.param(wire.StreamOpen(id=1, host="a", port=443), {"avoid": ["EQ" + "A" * 46]}, id="stream-avoid-bad"),
+        pytest.param(wire.CrawlTask(id=1, spec=SPEC), {"spec": {"seeds": []}}, id="crawl-no-seed"),
+        pytest.param(wire.CrawlTask(id=1, spec=SPEC), {"spec": {"seeds": ["http://a.test/"]}}, id="crawl-plain-http"),
+        pytest.param(wire.CrawlTask(id=1, spec=SPEC), {"spec": {"seeds": ["https:///x"]}}, id="crawl-no-host"),
+        pytest.param(
+            wire.CrawlTask(id=1, spec=SPEC), {"spec": {"seeds": ["https://a.test/"], "max_pages": 0}}, id="crawl-0"
+        ),
+        pytest.param(
+            wire.CrawlTask(id=1, spec=SPEC), {"spec": {"seeds": ["https://a.test/"], "depth": 1}}, id="crawl-key"
+        ),
+        pytest.param(
+            wire.CrawlTask(id=1, spec=SPEC), {"spec": {"seeds": ["https://a.test/"], "politeness_ms": 0.5}},
+            id="crawl-float",
+        ),
     ],
 )
 def test_decode_out_of_bounds_field_is_refused(frame: wire.Frame, overrides: dict[str, object]) -> None:
