@@ -32,6 +32,7 @@ __all__ = [
     "AcceptOwnership",
     "AddImageHash",
     "AddModelHash",
+    "AnchorDataset",
     "ApplySlash",
     "Bits",
     "CellOf",
@@ -45,6 +46,7 @@ __all__ = [
     "ConfirmRegistration",
     "CooperativeClose",
     "DataSplit",
+    "DatasetAnchored",
     "Deposit",
     "DepositRevenue",
     "Dict",
@@ -723,6 +725,25 @@ class RequestChannelTerms(Struct):
 class PushPoolConfig(Struct):
     OPCODE: ClassVar[int] = Op.PUSH_POOL_CONFIG
     query_id: int = tl(U64)
+
+
+@dataclass(frozen=True)
+class AnchorDataset(Struct):
+    """Anyone -> Root: anchor a dataset manifest's digest (attach ANCHOR_FEE or more)."""
+
+    OPCODE: ClassVar[int] = Op.ANCHOR_DATASET
+    query_id: int = tl(U64)
+    digest: int = tl(U256)
+
+
+@dataclass(frozen=True)
+class DatasetAnchored(Struct):
+    """Root's external-out log of an accepted AnchorDataset."""
+
+    OPCODE: ClassVar[int] = Op.DATASET_ANCHORED
+    query_id: int = tl(U64)
+    digest: int = tl(U256)
+    sender: Address = tl(ADDRESS)
 
 
 # ---- the reward pool -------------------------------------------------------------------

@@ -28,6 +28,7 @@ from wrappers.messages import (
     AcceptOwnership,
     AddImageHash,
     AddModelHash,
+    AnchorDataset,
     CellOf,
     ComputeSplit,
     DataSplit,
@@ -61,6 +62,7 @@ from wrappers.messages import (
 from wrappers.provider import BASIS_POINTS, Role, stack_address
 
 __all__ = [
+    "ANCHOR_FEE",
     "BASIS_POINTS",
     "ChildCodes",
     "OtherCodes",
@@ -187,6 +189,7 @@ def _split_sum(split: ComputeSplit | DataSplit) -> int:
 MAX_COOLDOWN = 31_622_400  # 366 days
 MAX_CLOSE_DELAY = 2_592_000  # 30 days
 SLASH_NONCE_WINDOW = 64  # slashing nonces below the newest still usable (once each)
+ANCHOR_FEE = 10_000_000  # 0.01 TON: least value for AnchorDataset; Root keeps none, the rest comes back
 
 
 def root_config_to_cell(config: RootConfig) -> Cell:
@@ -426,6 +429,13 @@ class Root:
         """`signatures`: validator public key (int) -> ed25519 signature of `slash_order_hash(order)`."""
         return RelaySlash(query_id=query_id, order=order, signatures=dict(signatures)).to_cell()
 
+    @staticmethod
+    def anchor_dataset_body(digest: int | bytes, query_id: int = 0) -> Cell:
+        """Anyone: anchor a dataset manifest's digest (32 bytes, `manifest_digest`); attach ANCHOR_FEE."""
+        if isinstance(digest, bytes) and len(digest) != 32:
+            raise ValueError(f"a digest is 32 bytes, not {len(digest)}")
+        return AnchorDataset(query_id=query_id, digest=_u256(digest)).to_cell()
+
     # ---- senders ---------------------------------------------------------------------------
     @staticmethod
     def push_pool_config_body(*, query_id: int = 0) -> Cell:
@@ -439,6 +449,18 @@ class Root:
     ) -> Any:
         """Anyone: send Root's split tables, validator set and Provider code to the reward pool."""
         return await self._send(provider, via, value, self.push_pool_config_body(query_id=query_id))
+
+    async def send_anchor_dataset(
+        self,
+        provider: ContractProvider,
+        via: Sender,
+        *,
+        digest: int | bytes,
+        value: int = ANCHOR_FEE,
+        query_id: int = 0,
+    ) -> Any:
+        """Anyone: log `digest` on chain (DatasetAnchored); the unspent value comes back."""
+        return await self._send(provider, via, value, self.anchor_dataset_body(digest, query_id))
 
     async def send_set_prices(
         self,
