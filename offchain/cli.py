@@ -74,36 +74,6 @@ def _cmd_gateway(args: argparse.Namespace) -> int:
     return _run_agent("offchain.client._gateway_cmd:run_gateway", args)
 
 
-def _validator_key(text: str) -> bytes:
-    try:
-        key = bytes.fromhex(text)
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a validator key (64 hex digits)")
-    return key
-
-
-def _cmd_dataset(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from offchain.dataset import verify_dataset
-
-    r = verify_dataset(args.dir, trusted_validators=set(args.trust) if args.trust else None)
-    t = Table(title=f"dataset {r.directory}: valid", show_header=False)
-    t.add_column()
-    t.add_column(overflow="fold")  # hashes and keys are never cut short
-    anchor = "none" if r.anchor is None else f"{r.anchor.network} {r.anchor.address} lt {r.anchor.lt}"
-    for name, value in (("records", r.records), ("bytes", r.bytes), ("hosts", r.hosts), ("shards", r.shards),
-                        ("merkle root", r.root.hex()), ("record validators", len(r.record_validators)),
-                        ("anchor", anchor), *(("signer", k.hex()) for k in r.signers)):
-        t.add_row(name, str(value))
-    console = Console()
-    (console if console.is_terminal else Console(width=120)).print(t)
-    return 0
-
-
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
     p = argparse.ArgumentParser(prog="cocoon", description="Cocoon 2.0: contracts, local chain, agents")
     sub = p.add_subparsers(dest="command", required=True)
@@ -132,13 +102,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Nam
 
     runners["devnet"] = add_devnet_command(sub)  # type: ignore[assignment]
 
-    d = sub.add_parser("dataset", help="verified datasets (Parquet shards + a manifest validators sign)")
-    dsub = d.add_subparsers(dest="dataset_command", required=True)
-    dv = dsub.add_parser("verify", help="check every record, proof, count and signature; name the first bad record")
-    dv.add_argument("dir", help="the dataset directory (manifest.json, proofs.jsonl, records-*.parquet)")
-    dv.add_argument("--trust", action="append", type=_validator_key, metavar="KEY",
-                    help="a trusted validator key (64 hex digits); repeat it; default: any signer")
-    runners["dataset"] = _cmd_dataset
+    from offchain.dataset._command import add_dataset_command
+
+    runners["dataset"] = add_dataset_command(sub)
 
     g = sub.add_parser("gateway", help="OpenAI-compatible HTTP API paid through a channel (config: TOML + env)")
     g.add_argument("--config", help="TOML config file")

@@ -13,6 +13,12 @@ A dataset is a directory:
                                  in order), the shard list, an optional on-chain anchor and
                                  the validators' signatures over `manifest_digest`
 
+The anchor is where the digest was put on chain: `anchor_manifest` sends it to Root in one
+AnchorDataset message (Root logs it and keeps nothing) and records the transaction (Root,
+lt, hash) in the manifest; `check_anchor` reads that transaction back and names what is
+wrong with it, if anything. `cocoon dataset anchor DIR --root ADDR` and `cocoon dataset
+verify DIR --network NAME` (the anchor, and the signers against Root's validator set).
+
 The shards load as-is: `pyarrow.parquet.read_table(path)` per shard or
 `pyarrow.dataset.dataset(DIR, format="parquet", exclude_invalid_files=True)`, DuckDB
 `read_parquet('DIR/records-*.parquet')`, Spark `spark.read.parquet("DIR/records-*.parquet")`,
@@ -21,6 +27,7 @@ The shards load as-is: `pyarrow.parquet.read_table(path)` per shard or
 
 from __future__ import annotations
 
+from offchain.dataset._anchor import anchor_manifest, check_anchor, write_anchor
 from offchain.dataset._dataset import Dataset, Report, Row, verify_dataset
 from offchain.dataset._format import Anchor, Manifest, manifest_digest
 from offchain.dataset._writer import DatasetWriter
@@ -50,6 +57,9 @@ __all__ = [
     "Report",
     "Row",
     "UntrustedValidator",
+    "anchor_manifest",
+    "check_anchor",
     "manifest_digest",
     "verify_dataset",
+    "write_anchor",
 ]
