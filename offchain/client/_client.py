@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 from nacl.exceptions import BadSignatureError
 from nacl.public import Box, PrivateKey
@@ -38,8 +39,11 @@ from pytoniq_core import Address
 from websockets.exceptions import ConnectionClosed
 
 from offchain.attestation import MultiVerifier, attest_worker
+from offchain.dataset import Dataset, DatasetWriter
+from offchain.dataset._format import ValidatorSignature
 from offchain.errors import (
     AttestationError,
+    CocoonError,
     ConfigError,
     ContractRefused,
     InvalidMessage,
@@ -51,12 +55,16 @@ from offchain.errors import (
 from offchain.mesh import Limits, Peer, connect, join
 from offchain.models import Tokenizer, WordCounter, builtin_models
 from offchain.protocol.sealing import open_answer, seal_request_boxes
-from offchain.protocol.units import compute_price
+from offchain.protocol.units import compute_price, data_price, page_price
 from offchain.protocol.voucher import SignedVoucher, sign_voucher
 from offchain.protocol.wire import (
     PLAIN,
     AccountState,
     CloseApproved,
+    Crawl,
+    CrawlDone,
+    CrawlRecord,
+    CrawlSpec,
     Dispute,
     DisputeSettled,
     Embed,
@@ -197,8 +205,12 @@ class CocoonClient:
         self.charged_compute = 0
         self.charged_data = 0
         self.reserved = 0
+        self.reserved_data = 0
         self.deposit = 0
         self.unit_price = 0
+        self.data_unit_price = 0
+        self.last_crawl: CrawlDone | None = None
+        self._streams: dict[int, asyncio.Queue[Any]] = {}  # request id -> its frames (a crawl's records)
         self._peer: Peer | None = None
         self._reader: asyncio.Task[None] | None = None
         self._sender: asyncio.Task[None] | None = None
@@ -303,6 +315,7 @@ class CocoonClient:
 
     def _resume(self, welcome: Welcome) -> None:
         self.unit_price = welcome.compute_unit_price
+        self.data_unit_price = welcome.data_unit_price
         acc = welcome.account
         if acc is None:
             raise PeerRejected("the router sent no account for this channel")
@@ -332,6 +345,10 @@ class CocoonClient:
             while True:
                 frame = await peer.recv(timeout=10**9)
                 rid = getattr(frame, "id", None)
+                stream = self._streams.get(rid) if rid is not None else None
+                if stream is not None:
+                    stream.put_nowait(frame)
+                    continue
                 fut = self._waiting.pop(rid, None) if rid is not None else None
                 if fut is not None and not fut.done():
                     fut.set_result(frame)
@@ -347,6 +364,8 @@ class CocoonClient:
                 if not fut.done():
                     fut.set_exception(ConnectionClosed(None, None))
             self._waiting.clear()
+            for stream in self._streams.values():
+                stream.put_nowait(ConnectionClosed(None, None))
 
     def _post(self, frame: Any, rid: int, saved: asyncio.Future[None] | None = None) -> asyncio.Future[Any]:
         """Queue `frame` for the connection's sender and return the future of its answer.
@@ -644,6 +663,134 @@ class CocoonClient:
             raise RequestFailed(ErrorCode.RESULT_REJECTED, "the worker's receipt signature is invalid") from err
         if answer.cost > compute_price(answer.units, self.unit_price, answer.coefficient):
             raise RequestFailed(ErrorCode.INTERNAL, "the router charged more than the worker's price")
+
+    # ---- crawls ----------------------------------------------------------------------------------------
+    def crawl_budget(self, spec: CrawlSpec, concurrency: int = 4) -> int:
+        """A `max_cost` that lets `spec` run to its page limit: every page, each host's
+        robots.txt and some redirects or refetches at the page cap's price (the router holds
+        that much per open stream, and charges only what is relayed)."""
+        hosts = len({u.split("/")[2] for u in spec.seeds})
+        streams = spec.max_pages + 2 * hosts + concurrency + spec.max_pages // 4
+        return streams * (page_price(self.data_unit_price) + data_price(spec.max_page_bytes, self.data_unit_price))
+
+    async def crawl(
+        self,
+        spec: CrawlSpec | dict[str, Any],
+        directory: str | Path,
+        *,
+        max_cost: int | None = None,
+        timeout: float = 3600.0,
+    ) -> Dataset:
+        """Buy a crawl: pages fetched by a validator through data nodes, each with a signed
+        provenance record, written to `directory` as a verified dataset, paid from the data
+        side of the channel (at most `max_cost` nanoTON; default `crawl_budget(spec)`).
+
+        Each record's signature is checked as it arrives; at the end the validator's
+        signature over the manifest must verify over the records received, and the validator
+        must be in Root's validator set. The crawl's outcome (stop reason, counts, cost) is in
+        `last_crawl`.
+
+        Raises:
+            RequestFailed: the router or validator refused or failed the crawl (its code), or
+                the result did not verify (RESULT_REJECTED).
+            ValueError: `spec` is malformed (a dict with unknown or out-of-bounds fields).
+        """
+        if not isinstance(spec, CrawlSpec):
+            try:
+                spec = msgspec.convert(spec, CrawlSpec)
+            except msgspec.ValidationError as err:
+                raise ValueError(f"malformed crawl spec: {err}") from err
+        await self.connect()
+        budget = self.crawl_budget(spec) if max_cost is None else max_cost
+        writer = DatasetWriter(directory, msgspec.to_builtins(spec))
+        channel = await self.channel()
+        async with self._lock:
+            v = self.latest
+            need = self.charged_data + self.reserved_data + budget
+            saved: asyncio.Future[None] | None = None
+            if v is None or v.data < need:
+                compute = v.compute if v else 0
+                if need + compute > self.deposit:
+                    raise RequestFailed(
+                        ErrorCode.VOUCHER_OVER_DEPOSIT,
+                        f"this crawl needs {need + compute} nanoTON in vouchers; the channel holds {self.deposit}: "
+                        "top up or lower max_cost",
+                    )
+                v = sign_voucher(self.key, channel.address, compute=compute, data=need)
+                saved = self._state.submit(
+                    [self._state.op_save(wire_address(channel.address), v, self.charged_compute, self.charged_data)]
+                )
+                self.latest = v
+            rid = next(self._ids)
+            queue: asyncio.Queue[Any] = asyncio.Queue()
+            self._streams[rid] = queue
+            frame = Crawl(
+                id=rid, spec=spec, max_cost=budget,
+                voucher=VoucherFrame(compute=v.compute, data=v.data, signature=v.signature),
+            )
+            sent = self._post(frame, rid, saved)
+            self._waiting.pop(rid, None)  # answers come through the queue; `sent` fails only if the save did
+            sent.add_done_callback(lambda f: queue.put_nowait(f.exception()) if f.exception() else None)
+            self.reserved_data += budget
+        try:
+            async with asyncio.timeout(timeout):
+                done = await self._crawl_frames(queue, writer)
+        finally:
+            self.reserved_data -= budget
+            self._streams.pop(rid, None)
+        if done.account is not None:
+            self._adopt(done.account)
+        self._state.submit(
+            [self._state.op_save(wire_address(channel.address), self.latest, self.charged_compute, self.charged_data)]
+        ).add_done_callback(_log_failed_save)
+        if done.cost > budget:
+            raise RequestFailed(ErrorCode.INTERNAL, f"the router charged {done.cost}, over max_cost {budget}")
+        if not await self._is_validator(done.validator):
+            raise RequestFailed(ErrorCode.RESULT_REJECTED, "the crawl's validator is not in Root's validator set")
+        try:
+            await asyncio.to_thread(
+                writer.finish,
+                signatures=[ValidatorSignature(validator=done.validator.hex(), signature=done.signature.hex())],
+            )
+        except ValueError as err:
+            raise RequestFailed(ErrorCode.RESULT_REJECTED, str(err)) from err
+        self.last_crawl = done
+        return Dataset.open(directory)
+
+    async def _crawl_frames(self, queue: asyncio.Queue[Any], writer: DatasetWriter) -> CrawlDone:
+        validator: bytes | None = None
+        while True:
+            frame = await queue.get()
+            if isinstance(frame, BaseException):
+                raise frame
+            if isinstance(frame, Error):
+                raise RequestFailed(frame.code, frame.message)
+            if isinstance(frame, CrawlRecord):
+                if frame.index < len(writer):
+                    continue  # sent again by a resumed crawl: the first copy stays
+                if frame.index > len(writer):
+                    raise RequestFailed(ErrorCode.RESULT_REJECTED, f"record {frame.index} came before {len(writer)}")
+                key = frame.record.record.validator_key
+                if validator is not None and key != validator:
+                    raise RequestFailed(ErrorCode.RESULT_REJECTED, "records of one crawl signed by two validators")
+                validator = key
+                try:
+                    writer.add(frame.record)  # checks the record's signature
+                except CocoonError as err:
+                    raise RequestFailed(ErrorCode.RESULT_REJECTED, f"record {frame.index}: {err}") from err
+            elif isinstance(frame, CrawlDone):
+                if frame.records != len(writer):
+                    raise RequestFailed(
+                        ErrorCode.RESULT_REJECTED, f"the crawl says {frame.records} records; {len(writer)} came"
+                    )
+                if validator is not None and frame.validator != validator:
+                    raise RequestFailed(ErrorCode.RESULT_REJECTED, "the manifest is signed by another validator")
+                return frame
+
+    async def _is_validator(self, key: bytes) -> bool:
+        root = Root.create_from_address(Address(self.config.root))
+        vset = await root.get_validator_set(ChainContractProvider(self.chain, root.address))
+        return int.from_bytes(key, "big") in vset.validators
 
     # ---- closing ---------------------------------------------------------------------------------------
     async def close_cooperative(self, *, timeout: float = 60.0) -> CloseApproved:

@@ -12,6 +12,8 @@ max_stream_bytes = 16777216           # per stream, both directions (16 MiB)
 bytes_per_second = 2097152            # the node's bandwidth, both directions (2 MiB/s)
 burst_bytes = 2097152                 # what the token bucket saves while idle
 connect_timeout = 10
+resolve = { "news.cocoon.test" = ["127.0.0.1", 8443] }   # local networks only: these names go
+                                      # to that address and port (a local web), by configuration
 data_dir = ".cocoon/datanode"         # node.key
 ops_host = "127.0.0.1"  ops_port = 0  # /healthz + /metrics; 0: a free port, -1: off
 ready_file = "..."                    # JSON {provider, node_key, ops_url} once connected
@@ -76,10 +78,42 @@ def datanode_policy(cfg: AgentConfig, resolver: Callable[[str], Any] | None = No
     return Policy(resolver=resolver, allow_private=allow, ports=ports)
 
 
+def _table_resolver(names: dict[str, tuple[str, int]]) -> Callable[[str], list[str]]:
+    from offchain.datanode._policy import system_resolver
+
+    def resolve(host: str) -> list[str]:
+        hit = names.get(host.lower().rstrip("."))
+        return [hit[0]] if hit else system_resolver(host)
+
+    return resolve
+
+
+def local_names(cfg: AgentConfig) -> dict[str, tuple[str, int]]:
+    """The `resolve` table: host name -> (address, port), for a local network's test sites."""
+    raw = cfg.get("resolve", {}) or {}
+    try:
+        return {str(h).lower(): (str(v[0]), int(v[1])) for h, v in dict(raw).items()}
+    except (TypeError, ValueError, IndexError) as err:
+        raise ConfigError(f"config: 'resolve' must map host names to [address, port], not {raw!r}") from err
+
+
+def local_opener(names: dict[str, tuple[str, int]]) -> Any:
+    """Connect a configured name's address to its configured port (the local web serves every
+    name on one port); anything else is connected as asked."""
+    ports = {addr: port for addr, port in names.values()}
+
+    async def opener(address: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(address, ports.get(address, port) if port in (80, 443) else port)
+
+    return opener
+
+
 async def run_datanode(cfg: AgentConfig, stop: asyncio.Event) -> None:
     data = Path(cfg.get("data_dir", ".cocoon/datanode"))
     key = node_key(data / "node.key")
-    caps, policy = datanode_caps(cfg), datanode_policy(cfg)
+    names = local_names(cfg)
+    caps = datanode_caps(cfg)
+    policy = datanode_policy(cfg, resolver=_table_resolver(names) if names else None)
     async with await open_network(cfg) as net:
         if net.sender() is None:
             raise ConfigError("the data node needs a wallet: set WALLET_MNEMONIC")
@@ -97,6 +131,7 @@ async def run_datanode(cfg: AgentConfig, stop: asyncio.Event) -> None:
             key=key,
             owner=net.sender().address.to_str(is_user_friendly=False),
             policy=policy,
+            opener=local_opener(names) if names else None,
         )
 
         def health() -> tuple[bool, dict[str, Any]]:

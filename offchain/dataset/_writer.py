@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
-from nacl.signing import SigningKey
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
 
 from offchain.dataset._format import (
     FORMAT,
@@ -31,7 +32,11 @@ from offchain.dataset._format import (
 from offchain.protocol import rfc6962
 from offchain.protocol.provenance import SignedRecord, canonical_json, record_fields, verify_record
 
-__all__ = ["DatasetWriter", "host_of"]
+__all__ = ["SHARD_SIZE", "DatasetWriter", "host_of", "manifest_of"]
+
+SHARD_SIZE = 10_000
+"""Records per Parquet shard, by default: a crawl's validator and its client both use it, so
+that the manifest each computes over the same records is the same."""
 
 
 def host_of(url: str) -> str:
@@ -72,7 +77,7 @@ class DatasetWriter:
         directory: str | os.PathLike[str],
         spec: Mapping[str, Any],
         *,
-        shard_size: int = 10_000,
+        shard_size: int = SHARD_SIZE,
         anchor: Anchor | None = None,
     ) -> None:
         if shard_size < 1:
@@ -130,18 +135,40 @@ class DatasetWriter:
         self._shards.append(Shard(file=name, rows=len(self._rows)))
         self._rows = []
 
-    def finish(self, signers: Sequence[SigningKey]) -> Manifest:
-        """Write the last shard, proofs.jsonl and the manifest signed by every key in `signers`.
+    def manifest(self) -> Manifest:
+        """The manifest (unsigned, no proofs written) over the records added so far."""
+        return _manifest(self.spec, self._hashes, self._bytes, self._hosts, self._shard_list(), self.anchor)
+
+    def _shard_list(self) -> list[Shard]:
+        pending = [Shard(file=shard_name(len(self._shards)), rows=len(self._rows))] if self._rows else []
+        return list(self._shards) + pending
+
+    def finish(
+        self, signers: Sequence[SigningKey] = (), *, signatures: Sequence[ValidatorSignature] = ()
+    ) -> Manifest:
+        """Write the last shard, proofs.jsonl and the manifest signed by every key in `signers`
+        and carrying `signatures` made elsewhere (a crawl's validator signs the manifest it
+        computed over the records it sent; each must verify over this manifest's digest).
 
         Raises:
-            ValueError: no signer, or the same signer twice.
+            ValueError: no signer at all, the same signer twice, or a given signature that does
+                not verify over this manifest (the records differ from the signer's).
             RuntimeError: called twice.
         """
         if self._finished:
             raise RuntimeError("the dataset is finished")
-        keys = [k.verify_key.encode() for k in signers]
+        keys = [k.verify_key.encode() for k in signers] + [bytes.fromhex(s.validator) for s in signatures]
         if not keys or len(set(keys)) != len(keys):
             raise ValueError("a dataset needs one or more distinct validators to sign its manifest")
+        manifest = self.manifest()
+        digest = manifest_digest(manifest)
+        for given in signatures:
+            try:
+                VerifyKey(bytes.fromhex(given.validator)).verify(digest, bytes.fromhex(given.signature))
+            except (BadSignatureError, ValueError) as err:
+                raise ValueError(
+                    f"validator {given.validator[:16]}'s manifest signature does not verify over these records"
+                ) from err
         self._flush()
         leaves = [rfc6962.leaf_hash(h) for h in self._hashes]
         lines = (
@@ -149,18 +176,37 @@ class DatasetWriter:
             for i, proof in enumerate(rfc6962.inclusion_proofs(leaves))
         )
         _replace_atomically(self.directory / PROOFS_FILE, b"".join(line + b"\n" for line in lines))
-        manifest = Manifest(
-            format=FORMAT,
-            spec=self.spec,
-            counts=Counts(records=len(self._hashes), bytes=self._bytes, hosts=len(self._hosts)),
-            merkle=MerkleHead(size=len(self._hashes), root=rfc6962.root_from_hashes(leaves).hex()),
-            shards=list(self._shards),
-            anchor=self.anchor,
-        )
-        digest = manifest_digest(manifest)
         sigs = [ValidatorSignature(validator=k.verify_key.encode().hex(), signature=k.sign(digest).signature.hex())
-                for k in signers]
+                for k in signers] + list(signatures)
         manifest = msgspec.structs.replace(manifest, signatures=sigs)
         _replace_atomically(self.directory / MANIFEST_FILE, msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
         self._finished = True
         return manifest
+
+
+def _manifest(
+    spec: dict[str, Any], hashes: Sequence[bytes], nbytes: int, hosts: set[str], shards: list[Shard],
+    anchor: Anchor | None,
+) -> Manifest:
+    leaves = [rfc6962.leaf_hash(h) for h in hashes]
+    return Manifest(
+        format=FORMAT,
+        spec=spec,
+        counts=Counts(records=len(hashes), bytes=nbytes, hosts=len(hosts)),
+        merkle=MerkleHead(size=len(hashes), root=rfc6962.root_from_hashes(leaves).hex()),
+        shards=shards,
+        anchor=anchor,
+    )
+
+
+def manifest_of(spec: Mapping[str, Any], records: Sequence[SignedRecord], *, shard_size: int = SHARD_SIZE) -> Manifest:
+    """The unsigned manifest `DatasetWriter` would write for `records` (in order) and `spec`,
+    without writing anything: what a crawl's validator signs."""
+    canonical_json(spec)
+    hashes = [r.hash for r in records]
+    hosts = {h for r in records if (h := host_of(r.record.final_url))}
+    shards = [
+        Shard(file=shard_name(i), rows=min(shard_size, len(records) - start))
+        for i, start in enumerate(range(0, len(records), shard_size))
+    ]
+    return _manifest(dict(spec), hashes, sum(r.record.byte_count for r in records), hosts, shards, None)

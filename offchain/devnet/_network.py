@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +70,8 @@ class DevnetConfig:
     validators: int = 0  # validator agents whose node keys make Root's validator set
     validator_threshold: int = 1
     validator_extra: dict[str, Any] = field(default_factory=dict)  # into each validator's config
+    datanodes: int = 0  # bandwidth providers (`start_datanode(i)`); they relay to the local web
+    data_unit_price: int = 10  # nanoTON per KiB relayed
 
 
 class Devnet:
@@ -88,6 +91,7 @@ class Devnet:
         self.workers: list[Proc] = []
         self.gateway_url = ""
         self.validators: list[Proc] = []
+        self.datanodes: list[Proc] = []
         self.web: dict[str, Any] = {}
 
     def __enter__(self) -> Devnet:
@@ -105,8 +109,12 @@ class Devnet:
                 self.start_worker(i)
             if self.config.gateway:
                 self.start_gateway()
+            if self.config.datanodes:
+                self.start_web()
             for i in range(self.config.validators):
                 self.start_validator(i)
+            for i in range(self.config.datanodes):
+                self.start_datanode(i)
         except BaseException:
             self.close()
             raise
@@ -130,7 +138,7 @@ class Devnet:
                 "--block-time",
                 "0",
                 "--wallets",
-                str(FIRST_WORKER + self.config.workers + 2 + 2 * self.config.validators),
+                str(FIRST_WORKER + self.config.workers + 2 + 2 * self.config.validators + self.config.datanodes),
                 "--memory",
                 "--quiet",
             ],
@@ -153,6 +161,7 @@ class Devnet:
             _toml(
                 {
                     "compute_unit_price": self.config.compute_unit_price,
+                    "data_unit_price": self.config.data_unit_price,
                     "close_delay": self.config.close_delay,
                     "models": [catalog[m].hash.hex() for m in self.config.models],
                     "images": [DEV_IMAGE.hex()],
@@ -160,6 +169,7 @@ class Devnet:
                 }
             )
             + '[roles.gpu]\nmin_stake = "1"\ncooldown = 60\n'
+            + '[roles.bandwidth]\nmin_stake = "1"\ncooldown = 60\n'
         )
         self.progress("deploying Root and the RewardPool (the foundation's deploy script)")
         dep = asyncio.run(
@@ -172,21 +182,23 @@ class Devnet:
         self.root = dep.root.address.to_str(is_user_friendly=False)
 
     def _agent(self, name: str, command: list[str], values: dict[str, Any], wallet: int, timeout: float,
-               *, module: str = "offchain.cli", env: dict[str, str] | None = None) -> Proc:
+               *, module: str = "offchain.cli", env: dict[str, str] | None = None,
+               tables: dict[str, dict[str, Any]] | None = None) -> Proc:
         cfg = self.workdir / f"{name}.toml"
         ready = self.workdir / f"{name}.ready.json"
-        cfg.write_text(
-            _toml(
-                {
-                    "network": "localnet",
-                    "url": self.api_url,
-                    "root": self.root,
-                    "data_dir": str(self.workdir / name),
-                    "ready_file": str(ready),
-                    **values,
-                }
-            )
+        text = _toml(
+            {
+                "network": "localnet",
+                "url": self.api_url,
+                "root": self.root,
+                "data_dir": str(self.workdir / name),
+                "ready_file": str(ready),
+                **values,
+            }
         )
+        for table, rows in (tables or {}).items():  # TOML tables go after the top-level keys
+            text += f"[{table}]\n" + "".join(f'"{k}" = {json.dumps(v)}\n' for k, v in rows.items())
+        cfg.write_text(text)
         p = self.sup.start(
             name, ["-m", module, *command, "--config", str(cfg)], env={**wallet_env(wallet), **(env or {})},
             ready_file=ready,
@@ -287,6 +299,7 @@ class Devnet:
                 "router": self.router["address"],
                 "router_key": self.router["router_key"],
                 "model": self.config.models[0],
+                **({"ca_file": self.web["ca_file"]} if self.web else {}),
                 **self.config.validator_extra,
                 **extra,
             },
@@ -296,6 +309,34 @@ class Devnet:
         )
         if p not in self.validators:
             self.validators.append(p)
+        return p
+
+    def datanode_wallet(self, i: int) -> int:
+        return FIRST_WORKER + self.config.workers + 2 + 2 * self.config.validators + i
+
+    def start_datanode(self, i: int = 0, *, module: str = "offchain.cli", env: dict[str, str] | None = None,
+                       **extra: Any) -> Proc:
+        """Data node `i` (wallet `datanode_wallet(i)`; registers as a bandwidth provider),
+        resolving the local web's names to it (`start_web()` first). `module` runs instead of
+        the `cocoon` command (a test's faulty node takes the same arguments)."""
+        self.progress(f"data node {i} (registers as a bandwidth provider)")
+        p = self._agent(
+            f"datanode{i}",
+            ["agent", "datanode"],
+            {
+                "router": self.router["url"],
+                "stake": "2",
+                "endpoint": f"datanode://devnet-{i}",
+                **extra,
+            },
+            self.datanode_wallet(i),
+            120,
+            module=module,
+            env=env,
+            tables={"resolve": self.web.get("resolve", {})},
+        )
+        if p not in self.datanodes:
+            self.datanodes.append(p)
         return p
 
     @property

@@ -2,7 +2,8 @@
 
 Prices come from Root: `compute_unit_price` and `data_unit_price`, in nanoTON per unit.
 One compute unit is one input token (embeddings) or one generated token; one data unit is
-one KiB relayed through a data node, both directions counted. A worker scales Root's
+one KiB relayed through a data node, both directions counted; a crawled page also costs
+`PAGE_DATA_UNITS` data units (the validator's fetch, extraction and signature). A worker scales Root's
 compute price by its announced coefficient (Cocoon's `worker_coefficient`): 1000 is 1.0x.
 
 Every price is rounded *up* to a whole nanoTON, so that the sum of what a router charges
@@ -15,9 +16,11 @@ __all__ = [
     "COEFFICIENT_ONE",
     "DATA_UNIT_BYTES",
     "MAX_COEFFICIENT",
+    "PAGE_DATA_UNITS",
     "compute_price",
     "data_price",
     "data_units",
+    "page_price",
 ]
 
 COEFFICIENT_ONE = 1000
@@ -28,6 +31,9 @@ MAX_COEFFICIENT = 1_000_000
 
 DATA_UNIT_BYTES = 1024
 """One data unit: a KiB relayed (both directions counted)."""
+
+PAGE_DATA_UNITS = 16
+"""What one page delivered in a crawl costs on top of its bytes, in data units."""
 
 
 def compute_price(units: int, unit_price: int, coefficient: int = COEFFICIENT_ONE) -> int:
@@ -53,3 +59,10 @@ def data_units(nbytes: int) -> int:
 def data_price(nbytes: int, unit_price: int) -> int:
     """nanoTON for relaying `nbytes` at Root's data unit price."""
     return data_units(nbytes) * unit_price
+
+
+def page_price(unit_price: int) -> int:
+    """nanoTON for one crawled page delivered (besides its bytes), at Root's data unit price."""
+    if unit_price < 0:
+        raise ValueError("unit price is non-negative")
+    return PAGE_DATA_UNITS * unit_price

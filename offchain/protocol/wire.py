@@ -81,6 +81,7 @@ __all__ = [
 ]
 __all__ += [  # data node streams
     "MAX_STREAM_DATA",
+    "RELAY_FAULT",
     "StreamClose",
     "StreamData",
     "StreamOpen",
@@ -497,11 +498,19 @@ class StreamData(_Frame):
     data: Annotated[bytes, Meta(min_length=1, max_length=MAX_STREAM_DATA)]
 
 
+RELAY_FAULT = "relay fault: "
+"""How a validator's `StreamClose.error` starts when the relaying node is to blame (the TLS
+check failed, the stream was cut short or stalled): the router then charges the crawl
+nothing for that stream and counts a failure against the node. Any other close from the
+validator (clean, or the site's fault, such as a body over the page cap) is charged."""
+
+
 class StreamClose(_Frame):
     """Either way: the stream is over (the sender has dropped it; no answer is sent).
 
     From the node, after the last `StreamData`: the target closed (`error` empty), or the
-    node closed it (`error` says why: its byte cap, a failed write)."""
+    node closed it (`error` says why: its byte cap, a failed write). From the validator:
+    done with it (`error` empty), or see `RELAY_FAULT`."""
 
     id: U64
     error: Message = ""

@@ -45,6 +45,7 @@ from offchain.protocol.wire import (
     PLAIN,
     AccountState,
     CloseApproved,
+    Crawl,
     Dispute,
     DisputeSettled,
     Embed,
@@ -70,6 +71,7 @@ from offchain.protocol.wire import (
     wire_address,
 )
 from offchain.router._core import Account, Reservation, WorkerState, choose_worker
+from offchain.router._datapath import DataPath, ValidatorLink
 from offchain.router._store import RouterStore
 from offchain.ton.network import ChainContractProvider
 from wrappers.channel import ChannelState
@@ -162,6 +164,7 @@ class Router:
         self._redeeming: dict[str, tuple[int, int]] = {}
         self._closing_channels: set[str] = set()  # channels closing: redeem whatever was earned, any amount
         self.port: int | None = None
+        self.data = DataPath(self)
         directory.subscribe(self._on_change)
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -238,10 +241,10 @@ class Router:
                 await self._client_session(peer, hello)
             elif hello.role == "validator":
                 await self._validator_session(peer, hello)
+            elif hello.role == "datanode":
+                await self.data.node_session(peer, hello)
             else:
-                await peer.send_error(
-                    None, ErrorCode.UNEXPECTED_FRAME, f"role {hello.role} is not served by this router yet"
-                )
+                await peer.send_error(None, ErrorCode.UNEXPECTED_FRAME, f"role {hello.role} is not served here")
         except (PeerRejected, ConnectionClosed, TimeoutError) as err:
             peer.log.info("session ended: %s", err or type(err).__name__)
         except Exception:
@@ -359,38 +362,46 @@ class Router:
     async def _validator_session(self, peer: Peer, hello: Hello) -> None:
         """A validator's session: its node key must be in Root's validator set (read from the
         chain at each session start: sessions are rare and the set changes only by the owner's
-        SetValidators); then each `Reputation` it sends becomes that Provider's reputation,
-        now and whenever one of its workers joins later."""
+        SetValidators); then each `Reputation` it sends becomes that Provider's reputation
+        (a worker's or a data node's), now and whenever it joins later; crawl and stream
+        frames go to the data path, which hands this validator crawls to run."""
         root = Root.create_from_address(Address(self.directory.root.address))
         vset = await root.get_validator_set(ChainContractProvider(self.directory.chain, root.address))
         if int.from_bytes(hello.node_key, "big") not in vset.validators:
             await self._reject(peer, ErrorCode.NOT_A_PROVIDER, "the node key is not in Root's validator set")
+        session = os.urandom(8).hex()
         await peer.send(
             Welcome(
-                session=os.urandom(8).hex(),
+                session=session,
                 compute_unit_price=self.directory.root.compute_unit_price,
                 data_unit_price=self.directory.root.data_unit_price,
             )
         )
         peer.log.info("validator %s joined", hello.node_key.hex()[:16])
-        while True:
-            frame = await peer.recv()
-            if isinstance(frame, Reputation):
-                score = max(0.01, frame.score)
-                self._reputation[frame.provider] = score
-                for w in self.workers.values():
-                    if w.provider == frame.provider:
-                        w.reputation = score
-                peer.log.info(
-                    "reputation of %s set to %.3f by a validator (%d probes, %d failed)",
-                    frame.provider, score, frame.probes, frame.failures,
-                )
-            else:
-                await peer.send_error(
-                    getattr(frame, "id", None),
-                    ErrorCode.UNEXPECTED_FRAME,
-                    f"a validator does not send {type(frame).__name__}",
-                )
+        link = ValidatorLink(session, peer, hello.owner, hello.node_key)
+        await self.data.validator_joined(link)
+        try:
+            while True:
+                frame = await peer.recv(timeout=10.0**9)  # websocket pings tell a dead validator
+                if isinstance(frame, Reputation):
+                    score = max(0.01, frame.score)
+                    self._reputation[frame.provider] = score
+                    for w in self.workers.values():
+                        if w.provider == frame.provider:
+                            w.reputation = score
+                    self.data.set_reputation(frame.provider, score)
+                    peer.log.info(
+                        "reputation of %s set to %.3f by a validator (%d probes, %d failed)",
+                        frame.provider, score, frame.probes, frame.failures,
+                    )
+                elif not await self.data.validator_frame(link, frame):
+                    await peer.send_error(
+                        getattr(frame, "id", None),
+                        ErrorCode.UNEXPECTED_FRAME,
+                        f"a validator does not send {type(frame).__name__}",
+                    )
+        finally:
+            await self.data.validator_left(link)
 
     # ---- clients -------------------------------------------------------------------------------
     async def _client_session(self, peer: Peer, hello: Hello) -> None:
@@ -427,6 +438,13 @@ class Router:
                             )
                         else:
                             t = tg.create_task(self._embed(peer, account, frame))
+                            in_flight[frame.id] = t
+                            t.add_done_callback(lambda _t, i=frame.id: in_flight.pop(i, None))
+                    elif isinstance(frame, Crawl):
+                        if frame.id in in_flight:
+                            await peer.send_error(frame.id, ErrorCode.DUPLICATE_REQUEST, "this request id is in flight")
+                        else:
+                            t = tg.create_task(self.data.crawl(peer, account, frame))
                             in_flight[frame.id] = t
                             t.add_done_callback(lambda _t, i=frame.id: in_flight.pop(i, None))
                     elif isinstance(frame, ListModels):
@@ -745,6 +763,7 @@ class Router:
     async def _on_change(self, change: Any) -> None:
         if change.kind == "provider":
             view = change.view
+            await self.data.provider_changed(change.address, view)
             for session, w in list(self.workers.items()):
                 if w.provider != change.address:
                     continue

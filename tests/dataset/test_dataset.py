@@ -303,3 +303,27 @@ def test_error_line_escapes_control_characters_in_urls() -> None:
     err = RecordHashMismatch("x", index=1, shard="records-00000.parquet", row=1, url="http://a/\nerror: fake")
     assert str(err) == "record 1 (records-00000.parquet row 1, http://a/\\nerror: fake): x"
     assert err.url == "http://a/\nerror: fake"
+
+
+def test_manifest_of_is_what_the_writer_writes_and_a_signature_made_elsewhere_is_carried(tmp_path: Path) -> None:
+    """A crawl's validator signs `manifest_of(records)`; its client writes the same records and
+    carries that signature, which must verify over what it wrote."""
+    from offchain.dataset._format import ValidatorSignature
+    from offchain.dataset._writer import manifest_of
+
+    records = [_signed(i) for i in range(5)]
+    spec = {"seeds": ["https://a.test/"]}
+    digest = manifest_digest(manifest_of(spec, records, shard_size=2))
+    w = DatasetWriter(tmp_path / "d", spec, shard_size=2)
+    for r in records:
+        w.add(r)
+    assert manifest_digest(w.manifest()) == digest
+    sig = ValidatorSignature(validator=V1.verify_key.encode().hex(), signature=V1.sign(digest).signature.hex())
+    m = w.finish(signatures=[sig])
+    assert m.signatures == [sig]
+    assert verify_dataset(tmp_path / "d", trusted_validators={V1.verify_key.encode()}).records == 5
+    w2 = DatasetWriter(tmp_path / "e", spec, shard_size=2)
+    for r in records[:4]:
+        w2.add(r)
+    with pytest.raises(ValueError, match="does not verify over these records"):
+        w2.finish(signatures=[sig])
