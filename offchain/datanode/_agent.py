@@ -103,7 +103,7 @@ class DataNode:
             self.connected.set()
             log.info("connected to %s", self.config.router_url)
             while not stop.done():
-                recv = asyncio.ensure_future(peer.recv())
+                recv = asyncio.ensure_future(peer.recv(timeout=10.0**9))  # websocket pings tell a dead router
                 done, _ = await asyncio.wait({recv, stop}, return_when=asyncio.FIRST_COMPLETED)
                 if recv not in done:
                     recv.cancel()

@@ -138,7 +138,8 @@ class Devnet:
                 "--block-time",
                 "0",
                 "--wallets",
-                str(FIRST_WORKER + self.config.workers + 2 + 2 * self.config.validators + self.config.datanodes),
+                # two spare data node wallets: tests start extra (faulty) nodes
+                str(FIRST_WORKER + self.config.workers + 2 + 2 * self.config.validators + self.config.datanodes + 2),
                 "--memory",
                 "--quiet",
             ],

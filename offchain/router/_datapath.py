@@ -433,7 +433,7 @@ class DataPath:
             self._end(s, ok=False, failure=False)
         cost = job.books.finish()
         acc = job.account
-        moved = acc.settle(job.reservation, data=cost)
+        moved = acc.settle(job.reservation, compute=0, data=cost)
         epoch = r.epoch()
         ops = [r.store.op_charge(acc.address, acc.charged_compute, acc.charged_data)]
         for provider, nbytes in job.node_bytes.items():

@@ -426,7 +426,8 @@ class Router:
         try:
             async with asyncio.TaskGroup() as tg:
                 while True:
-                    frame = await peer.recv()
+                    # idle only counts while nothing is in flight (a crawl may run for long)
+                    frame = await peer.recv(timeout=10.0**9 if in_flight else None)
                     if isinstance(frame, Embed):
                         if frame.id in in_flight:
                             await peer.send_error(frame.id, ErrorCode.DUPLICATE_REQUEST, "this request id is in flight")

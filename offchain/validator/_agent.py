@@ -19,6 +19,12 @@ slashing order signed by this node key; once the order holds Root's `threshold` 
 it is relayed to Root (`RelaySlash`) from this validator's wallet. Root slashes the Provider,
 and the router's directory drops it when it sees that.
 
+Crawls (the data half): the router hands this validator `CrawlTask`s over the same
+session; each runs as a `Crawler` (fetching through data nodes as the TLS client, records
+signed and persisted in the crawl store before they are sent). A crawl interrupted by a
+lost session or a restart resumes from the store when the router sends the task again.
+Data nodes' reputation (`NodeBook`) is persisted and reported to the router like a worker's.
+
 Left out: collecting other validators' signatures for a threshold above 1 (the order is then
 recorded `awaiting_quorum` and not relayed).
 """
@@ -29,6 +35,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +50,7 @@ from offchain.client import ClientConfig, CocoonClient, EmbeddingResult
 from offchain.errors import CocoonError, PeerRejected, RequestFailed
 from offchain.mesh import Limits, Peer, connect, join
 from offchain.models import MINILM_NAME, Model, builtin_models, load_model
-from offchain.protocol.wire import Error, wire_address
+from offchain.protocol.wire import CrawlTask, Error, ErrorCode, Reputation, wire_address
 from offchain.ton.network import ChainContractProvider, ChainProvider
 from offchain.validator._core import (
     Evidence,
@@ -56,6 +63,10 @@ from offchain.validator._core import (
     inputs_hash,
     slash_order,
 )
+from offchain.validator._crawl import check_spec
+from offchain.validator._crawl_store import CrawlStore
+from offchain.validator._crawler import Crawler, CrawlerConfig, NodeBook
+from offchain.validator._relay import RelayClient
 from offchain.validator._store import ValidatorStore
 from wrappers.errors import ExitCode
 from wrappers.provider import SLASH_RELAY_FEE
@@ -90,6 +101,8 @@ class ValidatorConfig:
     relay_timeout: float = 60.0
     model_threads: int = 1
     limits: Limits = field(default_factory=Limits)
+    ca_file: str = ""  # the CAs crawled sites' certificates are checked against ("": the system's)
+    crawl: CrawlerConfig = field(default_factory=CrawlerConfig)
 
 
 class Validator:
@@ -108,6 +121,7 @@ class Validator:
         client_store: Path | str,
         model: Model | None = None,
         core: ValidatorCore | None = None,
+        crawl_store: CrawlStore | None = None,
     ) -> None:
         self.config = config
         self.chain = chain
@@ -135,6 +149,12 @@ class Validator:
         self._router_peer: Peer | None = None
         self._closing = asyncio.Event()
         self.rounds = 0
+        self.crawl_store = crawl_store
+        self.nodes = NodeBook(on_change=self._node_changed)
+        for provider, score, fetches, failures in store.nodes():
+            self.nodes.restore(provider, score, fetches, failures)
+        self.tls = ssl.create_default_context(cafile=config.ca_file or None)
+        self.crawls: dict[int, asyncio.Task[None]] = {}
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> Validator:
@@ -209,10 +229,21 @@ class Validator:
                     for rec in list(self.core.workers.values()):
                         if rec.probes:
                             await peer.send(rec.report())
-                    while True:
-                        frame = await peer.recv(timeout=10**9)
-                        if isinstance(frame, Error):
-                            log.warning("the router answered a report: %s %s", frame.code, frame.message)
+                    for provider, score in self.nodes.scores.items():
+                        await peer.send(self._node_report(provider, score))
+                    relay = RelayClient(peer.send)
+                    try:
+                        while True:
+                            frame = await peer.recv(timeout=10**9)
+                            if relay.handle(frame):
+                                continue
+                            if isinstance(frame, CrawlTask):
+                                self._start_crawl(frame, relay, peer)
+                            elif isinstance(frame, Error):
+                                log.warning("the router says: %s %s", frame.code, frame.message)
+                    finally:
+                        relay.lost("the router session closed")
+                        await self._stop_crawls()
                 finally:
                     if self._router_peer is peer:
                         self._router_peer = None
@@ -224,6 +255,57 @@ class Validator:
                 log.info("router session ended: %s", err or type(err).__name__)
             await asyncio.sleep(delay)
             delay = min(10.0, delay * 2)
+
+    # ---- crawls -----------------------------------------------------------------------------
+    def _start_crawl(self, task: CrawlTask, relay: RelayClient, peer: Peer) -> None:
+        running = self.crawls.get(task.id)
+        if running is not None and not running.done():
+            return  # sent again (a reconnect raced it): the one running goes on
+        self.crawls[task.id] = asyncio.create_task(self._crawl(task, relay, peer))
+
+    async def _crawl(self, task: CrawlTask, relay: RelayClient, peer: Peer) -> None:
+        try:
+            if self.crawl_store is None:
+                raise ValueError("this validator runs no crawls (no crawl store)")
+            check_spec(task.spec)  # refused with one sentence; the crawl runs the spec as sent (its manifest)
+            crawler = Crawler(
+                task.id, task.spec, relay=relay, store=self.crawl_store, key=self.config.node_key, tls=self.tls,
+                send=peer.send, nodes=self.nodes, config=self.config.crawl,
+            )
+            await crawler.run()
+        except ValueError as err:
+            log.info("crawl %d refused: %s", task.id, err)
+            with contextlib.suppress(ConnectionClosed):
+                await peer.send(Error(id=task.id, code=int(ErrorCode.INVALID_INPUT), message=str(err)[:1000]))
+        except (ConnectionClosed, asyncio.CancelledError):
+            pass  # resumed when the router sends the task again
+        except Exception as err:
+            log.exception("crawl %d failed", task.id)
+            with contextlib.suppress(ConnectionClosed):
+                await peer.send(Error(id=task.id, code=int(ErrorCode.CRAWL_FAILED), message=str(err)[:1000]))
+        finally:
+            self.crawls.pop(task.id, None)
+
+    async def _stop_crawls(self) -> None:
+        tasks = list(self.crawls.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _node_report(self, provider: str, score: float) -> Reputation:
+        return Reputation(
+            provider=provider,
+            score=min(1.0, max(0.0, score)),
+            probes=self.nodes.fetches.get(provider, 0),
+            failures=self.nodes.failures.get(provider, 0),
+        )
+
+    async def _node_changed(self, provider: str, score: float, fetches: int, failures: int) -> None:
+        await self.store.write([self.store.op_node(provider, score, fetches, failures)])
+        peer = self._router_peer
+        if peer is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await peer.send(self._node_report(provider, score))
 
     async def _report(self, rec: WorkerRecord) -> None:
         peer = self._router_peer

@@ -14,7 +14,10 @@
     fraud_failures = 3  fraud_window = 5  # N failed probes among the last M: fraud, slashed
     slash_amount = "1"                    # TON per slashing order
     model_threads = 1                     # onnxruntime threads of the local model
-    data_dir = ".cocoon/validator"        # validator.db, client.db, node.key, channel.key
+    ca_file = ""                          # CAs that crawled sites' certificates must chain to ("": the system's)
+    crawl_concurrency = 4                 # fetches at once per crawl (one per host at a time)
+    fetch_timeout = 30                    # seconds for one page through a data node
+    data_dir = ".cocoon/validator"        # validator.db, crawl.db, client.db, node.key, channel.key
     ready_file = "..."                    # JSON {node_key, address, probe_wallet, channel} once running
 
 `node.key` (in `data_dir`, made if missing) is the key Root's validator set must hold: it
@@ -39,6 +42,8 @@ from offchain.errors import ConfigError
 from offchain.protocol.wire import wire_address
 from offchain.ton.network import create_network_provider
 from offchain.validator._agent import Validator, ValidatorConfig
+from offchain.validator._crawl_store import CrawlStore
+from offchain.validator._crawler import CrawlerConfig
 from offchain.validator._store import ValidatorStore
 from scripts._common import parse_ton
 
@@ -69,6 +74,11 @@ def validator_config(cfg: AgentConfig, key: SigningKey) -> ValidatorConfig:
         fraud_window=cfg.int("fraud_window", 5),
         slash_amount=parse_ton(cfg.get("slash_amount", "1"), "slash_amount"),
         model_threads=cfg.int("model_threads", 1),
+        ca_file=str(cfg.get("ca_file", "")),
+        crawl=CrawlerConfig(
+            concurrency=cfg.int("crawl_concurrency", 4),
+            fetch_timeout=cfg.num("fetch_timeout", 30.0),
+        ),
     )
 
 
@@ -91,6 +101,7 @@ async def run_validator(cfg: AgentConfig, stop: asyncio.Event) -> None:
                 },
             )
         store = ValidatorStore(data / "validator.db")
+        crawl_store = CrawlStore(data / "crawl.db")
         try:
             async with Validator(
                 config,
@@ -100,6 +111,7 @@ async def run_validator(cfg: AgentConfig, stop: asyncio.Event) -> None:
                 channel_key=channel_key,
                 store=store,
                 client_store=data / "client.db",
+                crawl_store=crawl_store,
             ) as validator:
                 info = {
                     "node_key": validator.public_key.hex(),
@@ -119,5 +131,6 @@ async def run_validator(cfg: AgentConfig, stop: asyncio.Event) -> None:
                     raise serving.exception()  # type: ignore[misc]
         finally:
             store.close()
+            crawl_store.close()
             if probe_net is not net:
                 await probe_net.close()

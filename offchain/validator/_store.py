@@ -6,6 +6,7 @@ signed fraud records with what became of their slashing orders.
            receipt, worker_key, min_cosine, passed)
     fraud(hash, provider, at, body, validator, signature,   one row per fraud record
           status, nonce, detail)                           status: signed | awaiting_quorum | relayed | refused
+    nodes(provider, score, fetches, failures)               one row per data node that relayed a crawl's fetch
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ CREATE INDEX IF NOT EXISTS probes_provider ON probes (provider, id);
 CREATE TABLE IF NOT EXISTS fraud (
     hash BLOB PRIMARY KEY, provider TEXT NOT NULL, at INTEGER NOT NULL, body BLOB NOT NULL, validator BLOB NOT NULL,
     signature BLOB NOT NULL, status TEXT NOT NULL, nonce INTEGER, detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS nodes (
+    provider TEXT PRIMARY KEY, score REAL NOT NULL, fetches INTEGER NOT NULL, failures INTEGER NOT NULL
 );
 """
 
@@ -87,7 +91,20 @@ class ValidatorStore(SqliteStore):
             (status, nonce, detail, record_hash),
         )
 
+    @staticmethod
+    def op_node(provider: str, score: float, fetches: int, failures: int) -> Op:
+        return (
+            "INSERT INTO nodes (provider, score, fetches, failures) VALUES (?,?,?,?) ON CONFLICT (provider)"
+            " DO UPDATE SET score=excluded.score, fetches=excluded.fetches, failures=excluded.failures",
+            (provider, score, fetches, failures),
+        )
+
     # ---- reads ------------------------------------------------------------------------------
+    def nodes(self) -> list[tuple[str, float, int, int]]:
+        """(provider, score, fetches, failures) of every data node measured."""
+        rows = self.query("SELECT provider, score, fetches, failures FROM nodes ORDER BY provider")
+        return [(p, float(s), int(n), int(f)) for p, s, n, f in rows]
+
     def workers(self) -> list[tuple[str, float, int, int, bool]]:
         rows = self.query("SELECT provider, score, probes, failures, accused FROM workers ORDER BY provider")
         return [(p, float(s), int(n), int(f), bool(a)) for p, s, n, f, a in rows]
