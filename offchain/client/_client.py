@@ -39,7 +39,7 @@ from pytoniq_core import Address
 from websockets.exceptions import ConnectionClosed
 
 from offchain.attestation import MultiVerifier, attest_worker
-from offchain.dataset import Dataset, DatasetWriter
+from offchain.dataset import Dataset, DatasetWriter, anchor_manifest
 from offchain.dataset._format import ValidatorSignature
 from offchain.errors import (
     AttestationError,
@@ -680,6 +680,7 @@ class CocoonClient:
         *,
         max_cost: int | None = None,
         timeout: float = 3600.0,
+        anchor: bool = True,
     ) -> Dataset:
         """Buy a crawl: pages fetched by a validator through data nodes, each with a signed
         provenance record, written to `directory` as a verified dataset, paid from the data
@@ -688,7 +689,10 @@ class CocoonClient:
         Each record's signature is checked as it arrives; at the end the validator's
         signature over the manifest must verify over the records received, and the validator
         must be in Root's validator set. The crawl's outcome (stop reason, counts, cost) is in
-        `last_crawl`.
+        `last_crawl`. With `anchor` (the default) the manifest's digest is then put on chain
+        (one AnchorDataset message to Root from this client's wallet, ~0.003 TON) and the
+        anchoring transaction is written into the manifest, so `cocoon dataset verify DIR
+        --network ...` can check it.
 
         Raises:
             RequestFailed: the router or validator refused or failed the crawl (its code), or
@@ -755,6 +759,8 @@ class CocoonClient:
         except ValueError as err:
             raise RequestFailed(ErrorCode.RESULT_REJECTED, str(err)) from err
         self.last_crawl = done
+        if anchor:
+            await anchor_manifest(self.wallet, self.config.root, directory)
         return Dataset.open(directory)
 
     async def _crawl_frames(self, queue: asyncio.Queue[Any], writer: DatasetWriter) -> CrawlDone:

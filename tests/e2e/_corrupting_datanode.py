@@ -1,7 +1,7 @@
 """A data node that corrupts what it relays, for tests: the real `cocoon agent datanode` with
-one byte flipped in every site-to-router chunk past the first KiB of a stream (so the TLS
-handshake goes through and the page's records do not) (COCOON_TEST_CORRUPT=1). No hook in
-the agent itself: the relay's send is wrapped."""
+one byte flipped in every site-to-router chunk (COCOON_TEST_CORRUPT=1), so no TLS session
+through it survives, a handshake or a page. No hook in the agent itself: the relay's send
+is wrapped."""
 
 from __future__ import annotations
 
@@ -15,16 +15,11 @@ _honest_init = _relay.Relay.__init__
 
 
 def _init(self: _relay.Relay, send: _relay.Send, **kwargs: object) -> None:
-    seen: dict[int, int] = {}
-
     async def corrupt(frame: object) -> None:
         if isinstance(frame, StreamData):
-            before = seen.get(frame.id, 0)
-            seen[frame.id] = before + len(frame.data)
-            if before >= 1024 or before + len(frame.data) > 4096:
-                data = bytearray(frame.data)
-                data[-1] ^= 0x01
-                frame = StreamData(id=frame.id, data=bytes(data))
+            data = bytearray(frame.data)
+            data[-1] ^= 0x01
+            frame = StreamData(id=frame.id, data=bytes(data))
         await send(frame)  # type: ignore[arg-type]
 
     _honest_init(self, corrupt if os.environ.get("COCOON_TEST_CORRUPT") else send, **kwargs)  # type: ignore[arg-type]

@@ -94,8 +94,10 @@ def test_a_client_buys_a_crawl_and_gets_a_verified_dataset(net: Devnet, tmp_path
     assert router_db(net, "SELECT coalesce(max(charged_data), 0) FROM accounts")[0][0] >= charged
     relay_rows = router_db(net, "SELECT provider, sum(units) FROM usage WHERE model = 'relay' GROUP BY provider")
     assert {p for p, _ in relay_rows} >= relayed_by and all(units > 0 for _, units in relay_rows)
-    # the command a buyer runs
-    cli = subprocess.run([sys.executable, "-m", "offchain.cli", "dataset", "verify", str(tmp_path / "ds")],
+    # anchored on chain by the client; the command a buyer runs checks it against the network
+    assert ds.manifest.anchor is not None
+    cli = subprocess.run([sys.executable, "-m", "offchain.cli", "dataset", "verify", str(tmp_path / "ds"),
+                          "--network", "localnet", "--url", net.api_url, "--root", net.root],
                          capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0, cli.stdout + cli.stderr
 
