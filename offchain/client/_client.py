@@ -411,6 +411,32 @@ class CocoonClient:
         except (ConnectionClosed, OSError):
             pass
 
+    def _cover(
+        self, channel: Address, *, compute: int = 0, data: int = 0
+    ) -> tuple[SignedVoucher, asyncio.Future[None] | None]:
+        """The voucher a request sends: the newest one if it covers (`compute`, `data`), else a
+        new one raised to cover them (the other side unchanged), with the future of its save
+        (it must not leave before that). Call under `_lock`.
+
+        Raises:
+            RequestFailed: VOUCHER_OVER_DEPOSIT (top up, or ask for less).
+        """
+        v = self.latest
+        if v is not None and v.compute >= compute and v.data >= data:
+            return v, None
+        c, d = max(compute, v.compute if v else 0), max(data, v.data if v else 0)
+        if c + d > self.deposit:
+            raise RequestFailed(
+                ErrorCode.VOUCHER_OVER_DEPOSIT,
+                f"this request needs {c + d} nanoTON in vouchers; the channel holds {self.deposit}: top up",
+            )
+        v = sign_voucher(self.key, channel, compute=c, data=d)
+        saved = self._state.submit(
+            [self._state.op_save(wire_address(channel), v, self.charged_compute, self.charged_data)]
+        )
+        self.latest = v
+        return v, saved
+
     # ---- models and units ------------------------------------------------------------------------
     async def list_models(self) -> list[ModelInfo]:
         """The models the router's connected workers serve now (reconnects once if needed).
@@ -557,22 +583,7 @@ class CocoonClient:
             )
             texts, tokens = [], []
         async with self._lock:
-            need = self.charged_compute + self.reserved + price
-            v = self.latest
-            saved: asyncio.Future[None] | None = None
-            if v is None or v.compute < need:
-                data = v.data if v else 0
-                if need + data > self.deposit:
-                    raise RequestFailed(
-                        ErrorCode.VOUCHER_OVER_DEPOSIT,
-                        f"this request needs {need + data} nanoTON in vouchers; the channel holds "
-                        f"{self.deposit}: top up",
-                    )
-                v = sign_voucher(self.key, channel.address, compute=need, data=data)
-                saved = self._state.submit(
-                    [self._state.op_save(wire_address(channel.address), v, self.charged_compute, self.charged_data)]
-                )
-                self.latest = v
+            v, saved = self._cover(channel.address, compute=self.charged_compute + self.reserved + price)
             rid = next(self._ids)
             frame = Embed(
                 id=rid,
@@ -709,22 +720,7 @@ class CocoonClient:
         writer = DatasetWriter(directory, msgspec.to_builtins(spec))
         channel = await self.channel()
         async with self._lock:
-            v = self.latest
-            need = self.charged_data + self.reserved_data + budget
-            saved: asyncio.Future[None] | None = None
-            if v is None or v.data < need:
-                compute = v.compute if v else 0
-                if need + compute > self.deposit:
-                    raise RequestFailed(
-                        ErrorCode.VOUCHER_OVER_DEPOSIT,
-                        f"this crawl needs {need + compute} nanoTON in vouchers; the channel holds {self.deposit}: "
-                        "top up or lower max_cost",
-                    )
-                v = sign_voucher(self.key, channel.address, compute=compute, data=need)
-                saved = self._state.submit(
-                    [self._state.op_save(wire_address(channel.address), v, self.charged_compute, self.charged_data)]
-                )
-                self.latest = v
+            v, saved = self._cover(channel.address, data=self.charged_data + self.reserved_data + budget)
             rid = next(self._ids)
             queue: asyncio.Queue[Any] = asyncio.Queue()
             self._streams[rid] = queue

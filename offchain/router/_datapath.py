@@ -54,7 +54,6 @@ from offchain.protocol.wire import (
     StreamOpened,
     StreamRefusal,
     StreamRefused,
-    Welcome,
 )
 from offchain.router._core import Account, Reservation
 from offchain.router._data import CrawlBooks, NodeState, choose_node
@@ -128,25 +127,7 @@ class DataPath:
     # ---- data nodes ------------------------------------------------------------------------
     async def node_session(self, peer: Peer, hello: Hello) -> None:
         r = self.router
-        view = await r.directory.provider(hello.owner, Role.BANDWIDTH)
-        if view is None:
-            await r._reject(peer, ErrorCode.NOT_A_PROVIDER, f"no bandwidth Provider registered for {hello.owner}")
-        if view.node_key != hello.node_key:
-            await r._reject(peer, ErrorCode.NOT_A_PROVIDER, "the node key is not the one the Provider holds")
-        if not view.eligible:
-            await r._reject(
-                peer,
-                ErrorCode.PROVIDER_INACTIVE,
-                f"Provider {view.address} is not active with at least {view.min_stake} nanoTON staked",
-            )
-        session = os.urandom(8).hex()
-        await peer.send(
-            Welcome(
-                session=session,
-                compute_unit_price=r.directory.root.compute_unit_price,
-                data_unit_price=r.directory.root.data_unit_price,
-            )
-        )
+        view, session = await r.admit_provider(peer, hello, Role.BANDWIDTH)
         node = NodeState(session, view.address, hello.node_key, reputation=r._reputation.get(view.address, 1.0))
         self.nodes[session] = node
         self._node_peers[session] = peer

@@ -260,10 +260,15 @@ class Router:
         raise PeerRejected(message)
 
     # ---- workers -------------------------------------------------------------------------------
-    async def _worker_session(self, peer: Peer, hello: Hello) -> None:
-        view = await self.directory.provider(hello.owner, Role.GPU)
+    async def admit_provider(self, peer: Peer, hello: Hello, role: Role) -> tuple[Any, str]:
+        """A provider's session start: its node key must be its `role` Provider's, active and
+        staked at least the role's minimum (else it is told why and refused); then Welcome.
+        Returns the Provider's view and the session id."""
+        view = await self.directory.provider(hello.owner, role)
         if view is None:
-            await self._reject(peer, ErrorCode.NOT_A_PROVIDER, f"no gpu Provider registered for {hello.owner}")
+            await self._reject(
+                peer, ErrorCode.NOT_A_PROVIDER, f"no {role.name.lower()} Provider registered for {hello.owner}"
+            )
         if view.node_key != hello.node_key:
             await self._reject(peer, ErrorCode.NOT_A_PROVIDER, "the node key is not the one the Provider holds")
         if not view.eligible:
@@ -280,6 +285,10 @@ class Router:
                 data_unit_price=self.directory.root.data_unit_price,
             )
         )
+        return view, session
+
+    async def _worker_session(self, peer: Peer, hello: Hello) -> None:
+        view, session = await self.admit_provider(peer, hello, Role.GPU)
         offer = await peer.recv(timeout=self.config.limits.handshake_timeout)
         if not isinstance(offer, Offer):
             await self._reject(peer, ErrorCode.UNEXPECTED_FRAME, f"expected Offer, got {type(offer).__name__}")
