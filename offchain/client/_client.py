@@ -687,14 +687,15 @@ class CocoonClient:
     async def crawl(
         self,
         spec: CrawlSpec | dict[str, Any],
-        directory: str | Path,
+        directory: str | Path | None = None,
         *,
         max_cost: int | None = None,
         timeout: float = 3600.0,
         anchor: bool = True,
     ) -> Dataset:
         """Buy a crawl: pages fetched by a validator through data nodes, each with a signed
-        provenance record, written to `directory` as a verified dataset, paid from the data
+        provenance record, written to `directory` as a verified dataset (default: a new folder
+        `.cocoon/datasets/crawl-<time>` under the working directory), paid from the data
         side of the channel (at most `max_cost` nanoTON; default `crawl_budget(spec)`).
 
         Each record's signature is checked as it arrives; at the end the validator's
@@ -716,6 +717,10 @@ class CocoonClient:
             except msgspec.ValidationError as err:
                 raise ValueError(f"malformed crawl spec: {err}") from err
         await self.connect()
+        if directory is None:
+            directory = Path(".cocoon/datasets") / time.strftime("crawl-%Y%m%d-%H%M%S")
+            while directory.exists():
+                directory = directory.with_name(directory.name + "-1")
         budget = self.crawl_budget(spec) if max_cost is None else max_cost
         writer = DatasetWriter(directory, msgspec.to_builtins(spec))
         channel = await self.channel()
