@@ -105,6 +105,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Nam
     from offchain.dataset._command import add_dataset_command
 
     runners["dataset"] = add_dataset_command(sub)
+    runners["epoch"] = __import__("offchain.settlement._command", fromlist=["_"]).add_epoch_command(sub)
 
     g = sub.add_parser("gateway", help="OpenAI-compatible HTTP API paid through a channel (config: TOML + env)")
     g.add_argument("--config", help="TOML config file")

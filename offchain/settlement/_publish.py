@@ -138,7 +138,8 @@ def _diff(file: str, path: str, got: Any, want: Any, out: list[str]) -> None:
         return
     if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
         for i, (g, w) in enumerate(zip(got, want, strict=True)):
-            _diff(file, f"{path}[{i}]", g, w, out)
+            label = w["name"] if path == "roles" and isinstance(w, dict) else i  # roles[gpu]
+            _diff(file, f"{path}[{label}]", g, w, out)
         return
     if got != want or type(got) is not type(want):
         out.append(f"{file}: {path} is {_describe(got)}, recomputed from inputs.json: {_describe(want)}")
