@@ -9,13 +9,17 @@ dust, to the nanoTON, and at the end claims + protocol + carries == what was red
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from offchain.protocol.epoch import sign_report
 from offchain.protocol.merkle import proof_from_json
-from offchain.settlement import Redeemed, adopted_root, publish, settle, verify_published
+from offchain.settlement import Redeemed, SettlementError, adopted_root, publish, settle, verify_published
+from offchain.settlement._command import add_epoch_command
 from offchain.ton.network import EmulatorProvider, NetworkProvider
 from offchain.ton.transaction import find_tx, raw
 from tests.contracts.payments import PayEnv, fund_pool, provider_claimed, register_provider
@@ -52,7 +56,7 @@ def _claim_all(pay: PayEnv, folder: Path, who_of: dict[str, object], providers: 
     return paid
 
 
-def test_two_epochs_of_the_core_are_adopted_and_claimed(pay: PayEnv, tmp_path: Path):
+def test_two_epochs_of_the_core_are_adopted_and_claimed(pay: PayEnv, tmp_path: Path, monkeypatch, capsys):
     epochs = tmp_path / "epochs"
     ch, _ = pay.open_channel(DEPOSIT)
     # the providers, registered through Root; the validator's crawl rows name its wallet
@@ -138,6 +142,27 @@ def test_two_epochs_of_the_core_are_adopted_and_claimed(pay: PayEnv, tmp_path: P
     assert verify_published(folder1, got1.merkle_root, got1.root_total) == []
     assert verify_published(folder2, got2.merkle_root, got2.root_total) == []
     assert verify_published(folder1, got2.merkle_root) != []  # epoch 1's files are not epoch 2's root
+
+    # `cocoon epoch verify N --network`, on this chain (the command's runner: offchain.cli's
+    # parser imports onnxruntime, which must not load after the sandbox's emulator)
+    import offchain.ton.network
+
+    async def this_chain(*_args, **_kw):
+        return NetworkProvider(EmulatorProvider(pay.bc))
+
+    monkeypatch.setattr(offchain.ton.network, "create_network_provider", this_chain)
+    parser = argparse.ArgumentParser()
+    verify = add_epoch_command(parser.add_subparsers())
+    base = ["--dir", str(epochs), "--network", "sandbox", "--root", raw(pay.root.address)]
+    capsys.readouterr()
+    for n in ("1", "2"):
+        assert verify(parser.parse_args(["epoch", "verify", n, *base])) == 0
+        assert "sandbox: adopted" in capsys.readouterr().out
+    with pytest.raises(SettlementError, match="is not a Root: get_params failed"):
+        verify(parser.parse_args(["epoch", "verify", "1", *base[:-1], addr("another-root")]))
+    bad_root = register_provider(pay, pay.bc.treasury("not-root"), Role.GPU)  # a contract, not a Root
+    with pytest.raises(SettlementError):
+        verify(parser.parse_args(["epoch", "verify", "1", *base[:-1], raw(bad_root.address)]))
 
     # ---- every provider claims the rest with epoch 2's proofs --------------------------------
     paid += _claim_all(pay, folder2, who_of, by_addr)
