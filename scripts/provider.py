@@ -4,16 +4,18 @@
     cocoon provider status   --root EQ... --role router
     cocoon provider unstake  --root EQ... --role router
     cocoon provider withdraw --root EQ... --role router [--amount 5]
-    cocoon provider claim    --root EQ... --role gpu --proof proof.json [--value 0.1]
+    cocoon provider claim    --root EQ... --role gpu [--proof proof.json | --epochs epochs] [--value 0.1]
     cocoon provider update-node --root EQ... --role gpu --node-key HEX --endpoint wss://g2.example.org
 
 The wallet is the Provider's owner (one Provider per owner and role). `--root` defaults to
 `COCOON_ROOT`. Each command checks what it can before sending (balance, minimum stake,
 cooldown) and turns an on-chain refusal into one line.
 
-A claim's proof file is what the epoch's router publishes for each provider
+A claim's proof is what the epoch's validators publish for each provider
 (`MerkleProof.to_json()`): `{"proof": "base64 BOC of the Merkle-proof cell", "path": int,
-"provider": "0:...", "role": int, "cumulative": int}`. The script checks it names this
+"provider": "0:...", "role": int, "cumulative": int}`. Without `--proof` the script finds it
+itself in the published epochs folder (`--epochs`, default `$COCOON_EPOCHS` or `epochs`):
+the epoch whose tree is the one the pool holds now. The script checks it names this
 Provider and walks it against the pool's current tree before sending. The Provider records
 the new total and the pool pays `cumulative - claimed` to the owner (a refusal bounces back
 and the record goes back down).
@@ -36,6 +38,7 @@ from pytoniq_core import Address
 
 from offchain.errors import ConfigError, InvalidMessage
 from offchain.protocol.merkle import MerkleProof, proof_from_json
+from offchain.settlement import find_proof
 from offchain.ton.network import NetworkProvider
 from scripts._common import ScriptError, explain, fmt_ton, follow, parse_ton, progress, require_balance, table
 from wrappers.messages import NodeInfo
@@ -76,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "withdraw":
             p.add_argument("--amount", help="TON to withdraw (default: everything unlocked)")
         if name == "claim":
-            p.add_argument("--proof", required=True, type=Path, help="the epoch's proof for this Provider (JSON)")
+            p.add_argument("--proof", type=Path, help="this Provider's proof (JSON; default: found in --epochs)")
+            p.add_argument("--epochs", type=Path, default=Path(os.environ.get("COCOON_EPOCHS", "epochs")),
+                           help="the published epochs folder (epochs/N/result.json; default %(default)s)")
             p.add_argument(
                 "--value",
                 default=str(CLAIM_VALUE / 10**9),
@@ -111,7 +116,20 @@ async def _claim(provider: NetworkProvider, p: Provider, role: Role, ns: argpars
         ConfigError: a bad proof file, or one for another Provider.
     """
     d = await _data(provider, p)
-    proof = _load_proof(ns.proof)
+    if ns.proof is not None:
+        proof = _load_proof(ns.proof)
+    else:
+        if d.reward_pool is None:
+            raise ScriptError("claim refused: this Provider's terms name no reward pool")
+        pool = RewardPool.create_from_address(d.reward_pool)
+        current = await pool.get_pool_data(provider.open(pool))
+        found = find_proof(ns.epochs, p.address, int(role), current.merkle_root)
+        if found is None:
+            raise ScriptError(
+                f"nothing to claim: no epoch in {ns.epochs} has the pool's epoch {current.epoch} tree with a leaf "
+                f"for this Provider (give --proof, or --epochs where the validators publish)"
+            )
+        proof = found
     if proof.leaf.provider != p.address:
         raise ConfigError(f"--proof is for {proof.leaf.provider.to_str()}, not this Provider {p.address.to_str()}")
     if proof.leaf.role != role:

@@ -43,6 +43,7 @@ from offchain.settlement._inputs import (
 from offchain.settlement._publish import (
     AdoptedRoot,
     adopted_root,
+    find_proof,
     publish,
     read_inputs,
     result_document,
@@ -74,6 +75,7 @@ __all__ = [
     "decode_inputs",
     "empty_tree",
     "encode_inputs",
+    "find_proof",
     "inputs_digest",
     "publish",
     "raw_address",

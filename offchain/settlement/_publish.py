@@ -20,6 +20,7 @@ from typing import Any
 import msgspec
 from pytoniq_core import Address
 
+from offchain.protocol.merkle import MerkleProof, proof_from_json
 from offchain.settlement._core import EpochResult, settle
 from offchain.settlement._inputs import (
     ROLE_NAMES,
@@ -34,6 +35,7 @@ from offchain.settlement._inputs import (
 __all__ = [
     "AdoptedRoot",
     "adopted_root",
+    "find_proof",
     "publish",
     "read_inputs",
     "result_document",
@@ -300,3 +302,26 @@ async def adopted_root(net: Any, pool: str, epoch: int, *, max_transactions: int
         last = txs[-1]
         lt, h = last.lt, last.hash
     raise SettlementError(f"no adopted report for epoch {epoch} among {addr}'s last {seen} transactions")
+
+
+def find_proof(directory: Path | str, provider: Address | str, role: int, merkle_root: int) -> MerkleProof | None:
+    """The claim proof of (`provider`, `role`) in the published epoch whose tree is the one
+    adopted on chain now (`merkle_root`, the pool's), from `directory` (the epochs folder);
+    None if no published epoch has that tree or it holds no leaf for them. A proof is only
+    good against the current root: an older epoch's would be refused by the pool."""
+    want = Address(provider).to_str(is_user_friendly=False) if isinstance(provider, str) else provider.to_str(False)
+    root_hex = f"{merkle_root:064x}"
+    folders = sorted((p for p in Path(directory).glob("*") if p.name.isdigit()), key=lambda p: -int(p.name))
+    for folder in folders:
+        try:
+            tree = json.loads((folder / "tree.json").read_text())
+            if tree.get("merkle_root") != root_hex:
+                continue
+            result = json.loads((folder / "result.json").read_text())
+        except (OSError, ValueError):
+            continue
+        for entry in result.get("providers", []):
+            if entry.get("role") == role and Address(entry["provider"]).to_str(False) == want:
+                return proof_from_json(entry["proof"])
+        return None
+    return None

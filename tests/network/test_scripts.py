@@ -280,8 +280,19 @@ async def test_claim_with_a_real_proof_from_an_epoch_report(
     assert str(err.value) == f"claim refused: not enough TON attached (exit code {int(ExitCode.NOT_ENOUGH_VALUE)})"
     assert err.value.exit_code == ExitCode.NOT_ENOUGH_VALUE
 
+    # without --proof: found in the published epochs folder, in the epoch whose tree the pool holds
+    epochs = tmp_path / "epochs"
+    with pytest.raises(ScriptError, match=r"^nothing to claim: no epoch in .* has the pool's epoch"):
+        await script(localnet, "provider", ["claim", *r, "--epochs", str(epochs)], OPERATOR)
+    for n, t in ((1, stranger), (2, tree)):  # an older, other tree, then the adopted one
+        (epochs / str(n)).mkdir(parents=True)
+        (epochs / str(n) / "tree.json").write_text(json.dumps({"merkle_root": t.root_hash.hex()}))
+        (epochs / str(n) / "result.json").write_text(
+            json.dumps({"providers": [{"provider": prov.to_str(False), "role": int(Role.VALIDATOR),
+                                       "proof": t.proof(0).to_json()}]})
+        )
     capsys.readouterr()
-    data = await script(localnet, "provider", ["claim", *r, "--proof", str(good)], OPERATOR)
+    data = await script(localnet, "provider", ["claim", *r, "--epochs", str(epochs)], OPERATOR)
     assert data.claimed == total
     out = capsys.readouterr().out
     assert f"reward {fmt_ton(total)} claimed" in out and f"claimed total {fmt_ton(total)}" in out
