@@ -98,6 +98,14 @@ __all__ += [  # crawls (the data path: a client buys, a validator fetches throug
     "CrawlStop",
     "CrawlTask",
 ]
+__all__ += [  # epoch settlement (routers' ledgers, validators' report signatures)
+    "MAX_LEDGER_ROWS",
+    "Ledger",
+    "LedgerRequest",
+    "LedgerRow",
+    "ReportSignature",
+    "ledger_digest",
+]
 
 PROTOCOL_VERSION = 2  # 2: sealed requests, receipts bind the answer's key
 MAX_FRAME_BYTES = 4 * 1024 * 1024
@@ -598,6 +606,55 @@ class CrawlDone(_Frame):
     account: AccountState | None = None
 
 
+# ---- epoch settlement ------------------------------------------------------------------------
+MAX_LEDGER_ROWS = 10_000
+"""Rows in one router ledger (per provider and model: far more than one router serves)."""
+
+
+class LedgerRequest(_Frame):
+    """Validator -> router: your usage ledger of router epoch `epoch` (clock // epoch_seconds).
+    The router first redeems what it earned, so the chain holds what the ledger claims."""
+
+    id: U64
+    epoch: U64
+
+
+class LedgerRow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One row of a router's usage table (`offchain.settlement.UsageRow` without the epoch)."""
+
+    provider: Addr
+    model: Name
+    units: U64 = 0
+    requests: U64 = 0
+    failures: U64 = 0
+    latency_ms: U64 = 0
+    earned: Nano = 0
+
+
+class Ledger(_Frame):
+    """Router -> validator: its usage ledger of `epoch`, signed by the router's node key over
+    `ledger_digest(...)`. `router` is its wallet (its channels' router), `provider` its
+    ROUTER Provider (the leaf its routing share goes to)."""
+
+    id: U64
+    epoch: U64
+    router: Addr
+    provider: Addr
+    rows: Annotated[list[LedgerRow], Meta(max_length=MAX_LEDGER_ROWS)]
+    signature: Sig64
+
+
+class ReportSignature(_Frame):
+    """Validator -> router -> the other validators: `key` signed epoch `epoch`'s report whose
+    `EpochResult.digest()` is `digest` (`signature` over the report cell's hash, as the pool
+    checks it)."""
+
+    epoch: U64
+    digest: Key32
+    key: Key32
+    signature: Sig64
+
+
 Frame = (
     Challenge
     | Hello
@@ -627,6 +684,9 @@ Frame = (
     | CrawlTask
     | CrawlRecord
     | CrawlDone
+    | LedgerRequest
+    | Ledger
+    | ReportSignature
 )
 
 _encoder = msgspec.msgpack.Encoder()
@@ -694,4 +754,16 @@ def receipt_digest(*, request: int, model_hash: bytes, units: int, result_hash: 
     return hashlib.sha256(
         b"cocoon/receipt/v2\x00" + request.to_bytes(8, "big") + model_hash + units.to_bytes(8, "big") + result_hash
         + client_key
+    ).digest()
+
+
+_ledger_encoder = msgspec.msgpack.Encoder(order="deterministic")
+
+
+def ledger_digest(*, epoch: int, router: str, provider: str, rows: list[LedgerRow]) -> bytes:
+    """What a router signs for its ledger: the epoch, its wallet and ROUTER Provider, and the
+    rows in (provider, model) order, whatever order they were sent in."""
+    ordered = sorted(rows, key=lambda r: (r.provider, r.model))
+    return hashlib.sha256(
+        b"cocoon/ledger/v1\x00" + _ledger_encoder.encode((epoch, router, provider, ordered))
     ).digest()

@@ -53,6 +53,7 @@ from offchain.protocol.wire import (
     Error,
     ErrorCode,
     Hello,
+    LedgerRequest,
     ListModels,
     ListWorkers,
     Load,
@@ -60,6 +61,7 @@ from offchain.protocol.wire import (
     ModelOffer,
     Models,
     Offer,
+    ReportSignature,
     Reputation,
     RequestClose,
     Welcome,
@@ -165,6 +167,8 @@ class Router:
         self._closing_channels: set[str] = set()  # channels closing: redeem whatever was earned, any amount
         self.port: int | None = None
         self.data = DataPath(self)
+        self._validator_peers: dict[str, Peer] = {}  # session -> a validator's session (ReportSignature relay)
+        self._router_provider: str | None = None  # this router's ROUTER Provider (its ledgers name it)
         directory.subscribe(self._on_change)
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -389,10 +393,18 @@ class Router:
         peer.log.info("validator %s joined", hello.node_key.hex()[:16])
         link = ValidatorLink(session, peer, hello.owner, hello.node_key)
         await self.data.validator_joined(link)
+        self._validator_peers[session] = peer
         try:
             while True:
                 frame = await peer.recv(timeout=10.0**9)  # websocket pings tell a dead validator
-                if isinstance(frame, Reputation):
+                if isinstance(frame, LedgerRequest):
+                    self._spawn(self._send_ledger(peer, frame))
+                elif isinstance(frame, ReportSignature):
+                    for other, p in list(self._validator_peers.items()):
+                        if other != session:
+                            with contextlib.suppress(ConnectionClosed):
+                                await p.send(frame)
+                elif isinstance(frame, Reputation):
                     score = max(0.01, frame.score)
                     self._reputation[frame.provider] = score
                     for w in self.workers.values():
@@ -410,7 +422,41 @@ class Router:
                         f"a validator does not send {type(frame).__name__}",
                     )
         finally:
+            self._validator_peers.pop(session, None)
             await self.data.validator_left(link)
+
+    async def router_provider(self) -> str:
+        """This router's ROUTER Provider address (Root's, registered or not): its ledgers name it."""
+        if self._router_provider is None:
+            root = Root.create_from_address(Address(self.directory.root.address))
+            addr = await root.get_provider_address(
+                ChainContractProvider(self.directory.chain, root.address), Address(self.address), Role.ROUTER
+            )
+            self._router_provider = wire_address(addr)
+        return self._router_provider
+
+    async def _send_ledger(self, peer: Peer, req: LedgerRequest) -> None:
+        """A validator asks for an ended epoch's ledger: redeem what was earned first (the
+        ledger may not claim more than the chain holds), then the signed rows of the store."""
+        from offchain.settlement import sign_ledger
+
+        try:
+            if req.epoch >= self.epoch():
+                await peer.send_error(req.id, ErrorCode.INVALID_INPUT, f"epoch {req.epoch} has not ended")
+                return
+            await self.redeem_all(min_amount=1)
+            frame = sign_ledger(
+                self.node_key, req.id, epoch=req.epoch, router=self.address, provider=await self.router_provider(),
+                rows=self.store.usage(req.epoch),
+            )
+            await peer.send(frame)
+            peer.log.info("ledger of epoch %d sent: %d rows", req.epoch, len(frame.rows))
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("the ledger of epoch %d failed", req.epoch)
+            with contextlib.suppress(Exception):
+                await peer.send_error(req.id, ErrorCode.INTERNAL, "the ledger could not be built")
 
     # ---- clients -------------------------------------------------------------------------------
     async def _client_session(self, peer: Peer, hello: Hello) -> None:

@@ -40,6 +40,7 @@ from offchain.settlement._inputs import (
     raw_address,
     reputation_ppm,
 )
+from offchain.settlement._ledger import ledger_of, sign_ledger
 from offchain.settlement._publish import (
     AdoptedRoot,
     adopted_root,
@@ -77,12 +78,14 @@ __all__ = [
     "encode_inputs",
     "find_proof",
     "inputs_digest",
+    "ledger_of",
     "publish",
     "raw_address",
     "read_inputs",
     "reputation_ppm",
     "result_document",
     "settle",
+    "sign_ledger",
     "tree_document",
     "verify_published",
 ]

@@ -164,6 +164,15 @@ FRAMES = [
         id=20, stop=wire.CrawlStop.EXHAUSTED, records=0, failed=2, duplicates=1, refetched=0,
         manifest_digest=K, validator=K, signature=SIG, cost=5, account=account(),
     ),
+    # epoch settlement
+    wire.LedgerRequest(id=30, epoch=486_111),
+    wire.Ledger(id=30, epoch=486_111, router=ADDR, provider=ADDR, rows=[], signature=SIG),
+    wire.Ledger(
+        id=31, epoch=1, router=ADDR, provider=ADDR, signature=SIG,
+        rows=[wire.LedgerRow(provider=ADDR, model="relay", units=3, requests=1, earned=30),
+              wire.LedgerRow(provider=ADDR, model="all-MiniLM-L6-v2", units=9, failures=1, latency_ms=4, earned=9000)],
+    ),
+    wire.ReportSignature(epoch=2, digest=K, key=K, signature=SIG),
 ]
 
 
@@ -355,3 +364,14 @@ def test_error_code_values_are_unique() -> None:
 def test_decode_raw_without_overrides_is_accepted(frame: wire.Frame) -> None:
     """The refusals above are the overridden field's doing, not `_raw`'s."""
     assert wire.decode(_raw(frame)) == frame
+
+
+def test_ledger_digest_ignores_row_order_and_binds_every_field() -> None:
+    a = wire.LedgerRow(provider=ADDR, model="relay", units=3, earned=30)
+    b = wire.LedgerRow(provider=ADDR, model="crawl", units=1, earned=5)
+    base = {"epoch": 7, "router": ADDR, "provider": ADDR}
+    d = wire.ledger_digest(rows=[a, b], **base)
+    assert d == wire.ledger_digest(rows=[b, a], **base)
+    assert d != wire.ledger_digest(rows=[a, msgspec.structs.replace(b, earned=6)], **base)
+    assert d != wire.ledger_digest(rows=[a, b], **{**base, "epoch": 8})
+    assert d != wire.ledger_digest(rows=[a], **base)
