@@ -79,6 +79,7 @@ _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")
 _PATH_SAFE = "/%:@!$&'()*+,;="  # RFC 3986 pchar and "/" (quote keeps unreserved characters itself)
 _QUERY_SAFE = _PATH_SAFE + "?"
 _LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # an absolute URL: joining it to a base changes nothing
 _URL_JUNK = re.compile(r"[\t\n\r]")  # browsers drop these anywhere in a URL (WHATWG URL, "basic URL parser")
 
 
@@ -140,9 +141,18 @@ def normalize_url(url: str, base: str | None = None) -> str | None:
     scheme, a relative URL without `base`, and junk (a bad host or port).
     """
     url = _URL_JUNK.sub("", url).strip()
+    if base is None or _HAS_SCHEME.match(url):
+        return _normalize_absolute(url)  # base plays no part: cached (the same links on every page)
     try:
-        if base is not None:
-            url = urljoin(base, url)
+        url = urljoin(base, url)
+    except ValueError:
+        return None
+    return _normalize_absolute(url)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _normalize_absolute(url: str) -> str | None:
+    try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
