@@ -18,6 +18,11 @@ depth and page limits, robots.txt, per-host politeness); this module does the fe
   mid-crawl resumes from the store: recorded pages are not fetched again, and are sent again
   with their index so the client keeps one copy of each).
 - Duplicate bodies (by SHA-256) are not recorded twice.
+- A target the data node refuses by its policy (a private address, a port, a name that does
+  not resolve) is not tried through another node: the page fails. When that target is a
+  host's robots.txt, the host itself is refused: its pages fail without a fetch (counted in
+  `CrawlDone.failed`, never fetched through another node without their rules). That refusal
+  is not stored: a resumed crawl asks the host's robots.txt again.
 - At the end the validator signs the manifest digest over exactly the records sent
   (`offchain.dataset.manifest_of`), which the client recomputes over what it received.
 """
@@ -66,6 +71,7 @@ from offchain.validator._crawl import (
     RobotsNeeded,
     Wait,
     extract,
+    host_of,
     normalize_url,
 )
 from offchain.validator._crawl_store import CrawlStore
@@ -129,6 +135,10 @@ class NodeBook:
             )
 
 
+class _TargetRefused(Exception):
+    """The data node refused the target by its policy: any node would (`_TARGET_REFUSALS`)."""
+
+
 class _SessionLost(Exception):
     """The router session is gone: the crawl stops here and resumes when the task comes again."""
 
@@ -179,6 +189,7 @@ class Crawler:
         self.frontier = Frontier(spec)
         self.records: list[SignedRecord] = []
         self.bodies: set[bytes] = set()
+        self.refused: dict[str, str] = {}  # host -> why: its robots.txt was refused by the node's policy
         self.refetched = 0
         self._stop: CrawlStop | None = None
         self._session_lost = False
@@ -287,7 +298,14 @@ class Crawler:
 
     async def _robots(self, host: str) -> None:
         url = f"https://{host}/robots.txt"
-        fetched = await self._fetch(url)
+        try:
+            fetched = await self._fetch(url)
+        except _TargetRefused as err:
+            # the host itself is refused: its pages fail, with the rules unknown they are not
+            # fetched through any node (allowed here only for the frontier to hand them out)
+            self.refused[host] = f"its robots.txt was refused by the node's policy ({err})"
+            self.frontier.set_robots(host, Robots.from_response(404, b""))
+            return
         for _ in range(MAX_REDIRECTS):  # RFC 9309: follow at least five redirects
             location = _header(fetched.response, "location") if fetched is not None else ""
             if fetched is None or not (300 <= fetched.response.status < 400 and location):
@@ -296,7 +314,10 @@ class Crawler:
             if target is None:
                 break
             url = target
-            fetched = await self._fetch(url)
+            try:
+                fetched = await self._fetch(url)
+            except _TargetRefused:
+                fetched = None  # the rules are elsewhere and out of reach: unreachable
         if fetched is None:
             robots, status, body = Robots.unreachable(), 0, b""
         else:
@@ -308,7 +329,10 @@ class Crawler:
     async def _page(self, page: Page) -> None:
         current = page
         for _ in range(MAX_REDIRECTS + 1):
-            fetched = await self._fetch(current.url)
+            try:
+                fetched = await self._fetch(current.url)
+            except _TargetRefused:
+                fetched = None
             if fetched is None:
                 self.frontier.failed(current)
                 await self.store.write([self.store.op_page_state(self.task, current.url, "failed")])
@@ -371,9 +395,15 @@ class Crawler:
     # ---- one fetch through the relay -----------------------------------------------------------
     async def _fetch(self, url: str) -> _Fetched | None:
         """GET `url` through a data node; None if the page cannot be had (every node tried
-        failed, or the target is refused by policy). Raises `_Stop` for the crawl's end."""
+        failed). Raises `_TargetRefused` when the node refuses the target by its policy (or
+        refused its host's robots.txt), `_Stop` for the crawl's end."""
         parts = urlsplit(url)
         host = parts.hostname or ""
+        with contextlib.suppress(ValueError):  # robots.txt's authority (host_of), as `_robots` keys it
+            why = self.refused.get(host_of(url))
+            if why is not None:
+                log.info("crawl %d: %s not fetched: %s", self.task, url, why)
+                raise _TargetRefused(why)
         port = parts.port or 443
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         avoid: list[str] = []
@@ -387,7 +417,7 @@ class Crawler:
                     raise _Stop(CrawlStop.BUDGET) from err
                 if err.reason in _TARGET_REFUSALS:
                     log.info("crawl %d: %s refused by the node's policy: %s", self.task, url, err)
-                    return None
+                    raise _TargetRefused(str(err)) from err
                 if err.reason == StreamRefusal.NO_NODE:
                     if avoid:
                         return None  # every node that could relay it failed it
