@@ -50,7 +50,16 @@ from offchain.client import ClientConfig, CocoonClient, EmbeddingResult
 from offchain.errors import CocoonError, PeerRejected, RequestFailed
 from offchain.mesh import Limits, Peer, connect, join
 from offchain.models import MINILM_NAME, Model, builtin_models, load_model
-from offchain.protocol.wire import CrawlTask, Error, ErrorCode, Reputation, wire_address
+from offchain.protocol.wire import (
+    CrawlTask,
+    Error,
+    ErrorCode,
+    Ledger,
+    LedgerRequest,
+    ReportSignature,
+    Reputation,
+    wire_address,
+)
 from offchain.ton.network import ChainContractProvider, ChainProvider
 from offchain.validator._core import (
     Evidence,
@@ -67,6 +76,7 @@ from offchain.validator._crawl import check_spec
 from offchain.validator._crawl_store import CrawlStore
 from offchain.validator._crawler import Crawler, CrawlerConfig, NodeBook
 from offchain.validator._relay import RelayClient
+from offchain.validator._settle import SettleConfig, Settler, SettleStore
 from offchain.validator._store import ValidatorStore
 from wrappers.errors import ExitCode
 from wrappers.provider import SLASH_RELAY_FEE
@@ -103,6 +113,9 @@ class ValidatorConfig:
     limits: Limits = field(default_factory=Limits)
     ca_file: str = ""  # the CAs crawled sites' certificates are checked against ("": the system's)
     crawl: CrawlerConfig = field(default_factory=CrawlerConfig)
+    settle: bool = False  # run the epoch settlement (`_settle`): ledgers in, reports posted and published
+    epoch_seconds: int = 3600  # the routers' epoch (their `epoch_seconds`)
+    epochs_dir: str = "epochs"  # where settled epochs are published (epochs/N/...)
 
 
 class Validator:
@@ -122,6 +135,7 @@ class Validator:
         model: Model | None = None,
         core: ValidatorCore | None = None,
         crawl_store: CrawlStore | None = None,
+        settle_store: SettleStore | None = None,
     ) -> None:
         self.config = config
         self.chain = chain
@@ -155,6 +169,18 @@ class Validator:
             self.nodes.restore(provider, score, fetches, failures)
         self.tls = ssl.create_default_context(cafile=config.ca_file or None)
         self.crawls: dict[int, asyncio.Task[None]] = {}
+        self._ledgers: dict[int, asyncio.Future[Ledger]] = {}
+        self._next_ledger = int.from_bytes(hashlib.sha256(self.public_key).digest()[:3], "big") << 20
+        self.settler: Settler | None = None
+        if config.settle:
+            if settle_store is None:
+                raise ValueError("settle = true needs a settle store")
+            self.settler = Settler(
+                SettleConfig(epoch_seconds=config.epoch_seconds, epochs_dir=Path(config.epochs_dir)),
+                chain=chain, wallet=wallet, root=config.root, key=config.node_key, router_key=config.router_key,
+                store=settle_store, request_ledger=self.request_ledger, send_signature=self.send_signature,
+                reputations=self._reputations,
+            )
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> Validator:
@@ -196,6 +222,8 @@ class Validator:
         """Probe and report until `close()`. Cancelling it is safe; one caller at a time."""
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(self._router_loop()), tg.create_task(self._probe_loop())]
+            if self.settler is not None:
+                tasks.append(tg.create_task(self.settler.run()))
             await self._closing.wait()
             for t in tasks:
                 t.cancel()
@@ -239,7 +267,18 @@ class Validator:
                                 continue
                             if isinstance(frame, CrawlTask):
                                 self._start_crawl(frame, relay, peer)
+                            elif isinstance(frame, Ledger):
+                                waiter = self._ledgers.get(frame.id)
+                                if waiter is not None and not waiter.done():
+                                    waiter.set_result(frame)
+                            elif isinstance(frame, ReportSignature):
+                                if self.settler is not None:
+                                    self.settler.on_signature(frame)
                             elif isinstance(frame, Error):
+                                waiter = self._ledgers.get(frame.id) if frame.id is not None else None
+                                if waiter is not None and not waiter.done():
+                                    waiter.set_exception(RequestFailed(frame.code, frame.message, request_id=frame.id))
+                                    continue
                                 log.warning("the router says: %s %s", frame.code, frame.message)
                     finally:
                         relay.lost("the router session closed")
@@ -255,6 +294,43 @@ class Validator:
                 log.info("router session ended: %s", err or type(err).__name__)
             await asyncio.sleep(delay)
             delay = min(10.0, delay * 2)
+
+    # ---- settlement over the router session ------------------------------------------------------
+    async def request_ledger(self, epoch: int, timeout: float = 30.0) -> Ledger:
+        """The router's signed ledger of its epoch `epoch` (waits for the session if it is down).
+
+        Raises:
+            TimeoutError: no session, or no answer, within `timeout`.
+            RequestFailed: the router refused (the epoch has not ended).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._router_peer is None:
+            if loop.time() > deadline:
+                raise TimeoutError("no session with the router")
+            await asyncio.sleep(0.2)
+        self._next_ledger += 1
+        rid = self._next_ledger
+        waiter: asyncio.Future[Ledger] = loop.create_future()
+        self._ledgers[rid] = waiter
+        try:
+            await self._router_peer.send(LedgerRequest(id=rid, epoch=epoch))
+            return await asyncio.wait_for(waiter, max(0.1, deadline - loop.time()))
+        finally:
+            self._ledgers.pop(rid, None)
+
+    async def send_signature(self, frame: ReportSignature) -> None:
+        """To the other validators, through the router (dropped if the session is down)."""
+        peer = self._router_peer
+        if peer is not None:
+            with contextlib.suppress(ConnectionClosed):
+                await peer.send(frame)
+
+    def _reputations(self) -> dict[str, float]:
+        """This validator's reputation of every worker and data node it has books of."""
+        out = {p: rec.score for p, rec in self.core.workers.items() if rec.probes}
+        out.update(self.nodes.scores)
+        return out
 
     # ---- crawls -----------------------------------------------------------------------------
     def _start_crawl(self, task: CrawlTask, relay: RelayClient, peer: Peer) -> None:

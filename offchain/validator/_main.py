@@ -19,6 +19,9 @@
     fetch_timeout = 30                    # seconds for one page through a data node
     data_dir = ".cocoon/validator"        # validator.db, crawl.db, client.db, node.key, channel.key
     ready_file = "..."                    # JSON {node_key, address, probe_wallet, channel} once running
+    settle = false                        # settle each router epoch: ledger in, report posted, epochs_dir out
+    epoch_seconds = 3600                  # the router's epoch_seconds
+    epochs_dir = "epochs"                 # where settled epochs are published (epochs/N/...)
 
 `node.key` (in `data_dir`, made if missing) is the key Root's validator set must hold: it
 signs slashing orders and authenticates the validator's session to the router (which reads
@@ -44,6 +47,7 @@ from offchain.ton.network import create_network_provider
 from offchain.validator._agent import Validator, ValidatorConfig
 from offchain.validator._crawl_store import CrawlStore
 from offchain.validator._crawler import CrawlerConfig
+from offchain.validator._settle import SettleStore
 from offchain.validator._store import ValidatorStore
 from scripts._common import parse_ton
 
@@ -75,6 +79,9 @@ def validator_config(cfg: AgentConfig, key: SigningKey) -> ValidatorConfig:
         slash_amount=parse_ton(cfg.get("slash_amount", "1"), "slash_amount"),
         model_threads=cfg.int("model_threads", 1),
         ca_file=str(cfg.get("ca_file", "")),
+        settle=bool(cfg.get("settle", False)),
+        epoch_seconds=cfg.int("epoch_seconds", 3600),
+        epochs_dir=str(cfg.get("epochs_dir", "epochs")),
         crawl=CrawlerConfig(
             concurrency=cfg.int("crawl_concurrency", 4),
             fetch_timeout=cfg.num("fetch_timeout", 30.0),
@@ -102,6 +109,7 @@ async def run_validator(cfg: AgentConfig, stop: asyncio.Event) -> None:
             )
         store = ValidatorStore(data / "validator.db")
         crawl_store = CrawlStore(data / "crawl.db")
+        settle_store = SettleStore(data / "settle.db") if config.settle else None
         try:
             async with Validator(
                 config,
@@ -112,6 +120,7 @@ async def run_validator(cfg: AgentConfig, stop: asyncio.Event) -> None:
                 store=store,
                 client_store=data / "client.db",
                 crawl_store=crawl_store,
+                settle_store=settle_store,
             ) as validator:
                 info = {
                     "node_key": validator.public_key.hex(),
@@ -132,5 +141,7 @@ async def run_validator(cfg: AgentConfig, stop: asyncio.Event) -> None:
         finally:
             store.close()
             crawl_store.close()
+            if settle_store is not None:
+                settle_store.close()
             if probe_net is not net:
                 await probe_net.close()

@@ -1,0 +1,465 @@
+"""The validator's epoch settlement: at each router epoch's end, the router's signed ledger,
+the pool's books and the chain's deposits in, a signed report posted and published out.
+
+    settler = Settler(SettleConfig(epoch_seconds=3600, epochs_dir=Path("epochs")), chain=..., wallet=...,
+                      root=..., key=node_key, router_key=..., store=SettleStore(path),
+                      request_ledger=validator.request_ledger, send_signature=validator.send_signature)
+    await settler.run()                 # forever: one `settle_epoch` per router epoch boundary
+
+One epoch (`settle_epoch(usage_epoch)`), router epoch = int(clock) // epoch_seconds:
+
+1. the ended epoch's `Ledger` from the router (it redeems what it earned before answering),
+   checked against the router's node key (`ledger_of`); no ledger, no report (retried at
+   the next boundary with that epoch's ledger: the pots wait);
+2. the pool's deposits since the last round (`RevenueDeposited` on the pool's account,
+   followed by a watcher whose cursor lives in this store), each channel's router read once
+   from the channel; a router's `redeemed` is everything its channels paid into the pool
+   less what earlier adopted epochs already credited to its ledgers, so a charge redeemed
+   just after a boundary counts in the epoch whose ledger names it;
+3. the pool's books (get_pool_data / get_pool_roles / get_pool_config): consumed = the pots;
+   the previous leaves from this validator's published epoch `pool.epoch` (its tree must be
+   the one the pool holds); an epoch with nothing in the pots is skipped;
+4. `settle`, `sign_report` with this node key; with the pool's threshold 1 the report is
+   posted from this validator's wallet; above 1, `ReportSignature`s go through the router to
+   the other validators, a signature counts only for a byte-identical result (the same
+   `digest()`), a validator whose digest differs is named in the log, and whoever reaches
+   the quorum submits (a second submission is refused by the pool, harmlessly);
+5. once the pool adopted the report (its epoch and root), `publish` to `epochs_dir`, and the
+   accepted ledgers' earnings are credited against their routers' deposits.
+
+Reputations weigh gpu and bandwidth work only with threshold 1 (this validator's books are
+then the only word); with a quorum every validator settles unweighted, so that honest ones
+compute the same bytes until reputations are exchanged too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+from pytoniq_core import Address
+
+from offchain.errors import CocoonError
+from offchain.protocol.epoch import sign_report
+from offchain.protocol.wire import Ledger, ReportSignature, wire_address
+from offchain.settlement import (
+    CRAWL_MODEL,
+    RELAY_MODEL,
+    EpochInputs,
+    EpochResult,
+    Redeemed,
+    RouterLedger,
+    SettlementError,
+    ledger_of,
+    publish,
+    read_inputs,
+    reputation_ppm,
+    settle,
+)
+from offchain.ton.network import ChainContractProvider, ChainProvider
+from offchain.ton.watcher import CursorStore, Watcher
+from wrappers.channel import Channel
+from wrappers.events import RevenueDeposited, default_registry
+from wrappers.provider import Role
+from wrappers.reward_pool import EPOCH_REPORT_FEE, RewardPool
+from wrappers.root import Root
+
+__all__ = ["SettleConfig", "SettleStore", "Settler"]
+
+log = logging.getLogger("cocoon.validator.settle")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deposits (src TEXT PRIMARY KEY, compute INTEGER NOT NULL, data INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS channel_router (channel TEXT PRIMARY KEY, router TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS credited (router TEXT PRIMARY KEY, compute INTEGER NOT NULL, data INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS settled (
+    usage_epoch INTEGER PRIMARY KEY, epoch INTEGER, status TEXT NOT NULL, detail TEXT NOT NULL DEFAULT ''
+);
+"""
+
+
+class SettleStore(CursorStore):
+    """settle.db: the pool watcher's cursor, every channel's deposits into the pool and its
+    router, what adopted epochs credited to each router, and each usage epoch's outcome."""
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__(path)
+        self.db.executescript(_SCHEMA)
+
+    def add_deposit(self, db: sqlite3.Connection, src: str, compute: int, data: int) -> None:
+        db.execute(
+            "INSERT INTO deposits (src, compute, data) VALUES (?, ?, ?) ON CONFLICT (src) DO UPDATE SET "
+            "compute = compute + excluded.compute, data = data + excluded.data",
+            (src, compute, data),
+        )
+
+    def unmapped_channels(self) -> list[str]:
+        rows = self.db.execute(
+            "SELECT src FROM deposits WHERE src NOT IN (SELECT channel FROM channel_router) ORDER BY src"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def map_channel(self, channel: str, router: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO channel_router (channel, router) VALUES (?, ?)", (channel, router))
+
+    def redeemed(self) -> dict[str, Redeemed]:
+        """Per router wallet: what its channels paid into the pool, less what was credited."""
+        rows = self.db.execute(
+            "SELECT m.router, SUM(d.compute), SUM(d.data) FROM deposits d JOIN channel_router m ON m.channel = d.src "
+            "GROUP BY m.router"
+        ).fetchall()
+        credited = {r: (c, d) for r, c, d in self.db.execute("SELECT router, compute, data FROM credited")}
+        out = {}
+        for router, c, d in rows:
+            cc, cd = credited.get(router, (0, 0))
+            out[router] = Redeemed(compute=max(0, c - cc), data=max(0, d - cd))
+        return out
+
+    def credit(self, router: str, compute: int, data: int) -> None:
+        self.db.execute(
+            "INSERT INTO credited (router, compute, data) VALUES (?, ?, ?) ON CONFLICT (router) DO UPDATE SET "
+            "compute = compute + excluded.compute, data = data + excluded.data",
+            (router, compute, data),
+        )
+
+    def record(self, usage_epoch: int, epoch: int | None, status: str, detail: str = "") -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO settled (usage_epoch, epoch, status, detail) VALUES (?, ?, ?, ?)",
+            (usage_epoch, epoch, status, detail),
+        )
+
+    def last_usage_epoch(self) -> int | None:
+        row = self.db.execute("SELECT MAX(usage_epoch) FROM settled").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def outcome(self, usage_epoch: int) -> tuple[int | None, str, str] | None:
+        row = self.db.execute(
+            "SELECT epoch, status, detail FROM settled WHERE usage_epoch = ?", (usage_epoch,)
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+
+@dataclass
+class SettleConfig:
+    epoch_seconds: int
+    epochs_dir: Path
+    grace: float = 0.5  # seconds after a boundary before asking for the ledger
+    ledger_timeout: float = 30.0
+    post_timeout: float = 60.0
+    quorum_timeout: float = 60.0  # seconds to wait for the other validators' signatures
+    post_value: int = EPOCH_REPORT_FEE
+
+
+@dataclass
+class _Round:
+    """One report epoch's signatures: ours, and what the others sent (key -> digest, sig)."""
+
+    result: EpochResult | None = None
+    seen: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Settler:
+    def __init__(
+        self,
+        config: SettleConfig,
+        *,
+        chain: ChainProvider,
+        wallet: Any,
+        root: str,
+        key: SigningKey,
+        router_key: bytes,
+        store: SettleStore,
+        request_ledger: Callable[[int], Awaitable[Ledger]],
+        send_signature: Callable[[ReportSignature], Awaitable[None]] | None = None,
+        reputations: Callable[[], dict[str, float]] = dict,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.chain = chain
+        self.wallet = wallet
+        self.root = Root.create_from_address(Address(root))
+        self.key = key
+        self.public_key = bytes(key.verify_key)
+        self.router_key = router_key
+        self.store = store
+        self.request_ledger = request_ledger
+        self.send_signature = send_signature
+        self.reputations = reputations
+        self.clock = clock
+        self._pool: RewardPool | None = None
+        self._watcher: Watcher | None = None
+        self._rounds: dict[int, _Round] = {}
+        self._providers: dict[tuple[str, int], str] = {}
+
+    def _open(self, contract: Any) -> ChainContractProvider:
+        return ChainContractProvider(self.chain, contract.address)
+
+    # ---- the loop -----------------------------------------------------------------------------
+    def epoch(self) -> int:
+        return int(self.clock()) // self.config.epoch_seconds
+
+    async def run(self) -> None:
+        """At every router epoch boundary, settle the epoch that ended. Forever; cancel to stop."""
+        last = self.store.last_usage_epoch()
+        while True:
+            ended = self.epoch() - 1
+            if last is None or ended > last:
+                if last is not None and ended > last + 1:
+                    log.warning("usage epochs %d..%d were not settled (this validator was away)", last + 1, ended - 1)
+                try:
+                    await self.settle_epoch(ended)
+                except (SettlementError, CocoonError, ConnectionError, TimeoutError, OSError) as err:
+                    log.warning("usage epoch %d not settled: %s", ended, err)
+                    self._record(ended, None, "failed", str(err))
+                except Exception as err:  # the top of a task: logged, the next boundary comes
+                    log.exception("usage epoch %d not settled", ended)
+                    self._record(ended, None, "failed", repr(err))
+                last = ended
+            next_at = (self.epoch() + 1) * self.config.epoch_seconds + self.config.grace
+            await asyncio.sleep(max(0.05, next_at - self.clock()))
+
+    def _record(self, usage_epoch: int, epoch: int | None, status: str, detail: str = "") -> None:
+        self.store.record(usage_epoch, epoch, status, detail[:1000])
+
+    # ---- one epoch ----------------------------------------------------------------------------
+    async def pool(self) -> RewardPool:
+        if self._pool is None:
+            params = await self.root.get_params(self._open(self.root))
+            if params.reward_pool is None:
+                raise SettlementError("Root names no reward pool")
+            self._pool = RewardPool.create_from_address(params.reward_pool)
+        return self._pool
+
+    async def sync_deposits(self) -> None:
+        """Every DepositRevenue the pool took since the last round, per channel; each new
+        channel's router read from the channel."""
+        pool = await self.pool()
+        if self._watcher is None:
+            addr = wire_address(pool.address)
+            self._watcher = Watcher(self.chain, [addr], store=self.store, registry=default_registry(accounts=[addr]))
+
+        def handle(events: list[Any], db: sqlite3.Connection) -> None:
+            for e in events:
+                if isinstance(e, RevenueDeposited) and e.src:
+                    self.store.add_deposit(db, wire_address(e.src), e.compute, e.data)
+
+        for tx in await self._watcher.poll():
+            await self._watcher.handle(tx, handle)
+        for channel in self.store.unmapped_channels():
+            try:
+                data = await Channel.create_from_address(Address(channel)).get_channel_data(
+                    ChainContractProvider(self.chain, Address(channel))
+                )
+            except Exception as err:
+                log.warning("channel %s paid into the pool, but its router is unknown: %s", channel, err)
+                continue
+            self.store.map_channel(channel, wire_address(data.router))
+
+    async def _provider_of(self, owner: str, role: Role) -> str:
+        k = (owner, int(role))
+        if k not in self._providers:
+            addr = await self.root.get_provider_address(self._open(self.root), Address(owner), role)
+            self._providers[k] = wire_address(addr)
+        return self._providers[k]
+
+    async def _previous(self, pool_epoch: int, merkle_root: int) -> list[Any]:
+        if pool_epoch == 0:
+            return []
+        folder = self.config.epochs_dir / str(pool_epoch)
+        try:
+            prev = settle(read_inputs(folder))
+        except SettlementError as err:
+            raise SettlementError(
+                f"the pool holds epoch {pool_epoch}, whose inputs are not in {self.config.epochs_dir}: {err}"
+            ) from err
+        if int(prev.summary.merkle_root, 16) != merkle_root:
+            raise SettlementError(f"{folder} is not the tree the pool adopted for epoch {pool_epoch}")
+        return prev.books()["previous"]
+
+    async def build_inputs(self, ledger: RouterLedger, threshold: int) -> EpochInputs | None:
+        """The epoch's inputs from the chain and `ledger`; None if the pots are empty."""
+        await self.sync_deposits()
+        pool = await self.pool()
+        pp = self._open(pool)
+        data = await pool.get_pool_data(pp)
+        if data.compute_pot == 0 and data.data_pot == 0:
+            return None
+        roles = await pool.get_pool_roles(pp)
+        config = await pool.get_pool_config(pp)
+        previous = await self._previous(data.epoch, data.merkle_root)
+        validators = sorted({r.provider for r in ledger.rows if r.model == CRAWL_MODEL})
+        validator_providers = {v: await self._provider_of(v, Role.VALIDATOR) for v in validators}
+        models = sorted({r.model for r in ledger.rows if r.model not in (RELAY_MODEL, CRAWL_MODEL)})
+        hashes = []
+        for m in models:
+            h = hashlib.sha256(m.encode()).digest()
+            if await self.root.get_is_model_allowed(self._open(self.root), int.from_bytes(h, "big")):
+                hashes.append(h.hex())
+        reputations: dict[str, int] = {}
+        if threshold == 1:
+            for p, score in self.reputations().items():
+                with contextlib.suppress(ValueError):
+                    reputations[wire_address(p)] = reputation_ppm(score)
+        return EpochInputs(
+            epoch=data.epoch + 1,
+            pool=wire_address(pool.address),
+            usage_epoch=ledger.epoch,
+            compute_consumed=data.compute_pot,
+            data_consumed=data.data_pot,
+            compute_split=config.compute_split,
+            data_split=config.data_split,
+            role_totals=roles.totals,
+            carries=roles.carries,
+            previous=previous,
+            ledgers=[ledger],
+            redeemed=self.store.redeemed(),
+            reputations=reputations,
+            validator_providers=validator_providers,
+            model_hashes=hashes,
+        )
+
+    async def settle_epoch(self, usage_epoch: int) -> EpochResult | None:
+        """Settle router epoch `usage_epoch`; returns the adopted result, or None (nothing to
+        settle, or not adopted: the log says why)."""
+        frame = await asyncio.wait_for(self.request_ledger(usage_epoch), self.config.ledger_timeout)
+        ledger = ledger_of(frame, self.router_key)
+        pool = await self.pool()
+        config = await pool.get_pool_config(self._open(pool))
+        inputs = await self.build_inputs(ledger, config.threshold)
+        if inputs is None:
+            log.info("usage epoch %d: nothing in the pots, no report", usage_epoch)
+            self._record(usage_epoch, None, "empty")
+            return None
+        result = settle(inputs)
+        for r in result.refused:
+            log.warning("epoch %d: ledger of router %s refused: %s", inputs.epoch, r.router, "; ".join(r.problems))
+        _log_table(result)
+        signatures = sign_report(result.report, [self.key])
+        if config.threshold > 1:
+            signatures = await self._quorum(result, signatures, config.threshold, set(config.validators))
+            if signatures is None:
+                self._record(usage_epoch, inputs.epoch, "no_quorum")
+                return None
+        adopted = await self._post(result, signatures)
+        if not adopted:
+            self._record(usage_epoch, inputs.epoch, "refused")
+            return None
+        publish(result, inputs, self.config.epochs_dir)
+        for g in inputs.ledgers:
+            if any(x.router == g.router for x in result.refused):
+                continue
+            compute = sum(r.earned for r in g.rows if r.model not in (RELAY_MODEL, CRAWL_MODEL))
+            data = sum(r.earned for r in g.rows if r.model in (RELAY_MODEL, CRAWL_MODEL))
+            self.store.credit(wire_address(g.router), compute, data)
+        self._record(usage_epoch, inputs.epoch, "adopted")
+        log.info(
+            "epoch %d adopted (usage epoch %d): root %s, total %d, protocol %d, published in %s",
+            inputs.epoch, usage_epoch, result.summary.merkle_root[:16], result.tree.root_total,
+            result.summary.protocol, self.config.epochs_dir / str(inputs.epoch),
+        )
+        return result
+
+    async def _adopted(self, result: EpochResult) -> bool:
+        pool = await self.pool()
+        d = await pool.get_pool_data(self._open(pool))
+        return d.epoch == result.epoch and f"{d.merkle_root:064x}" == result.summary.merkle_root
+
+    async def _post(self, result: EpochResult, signatures: dict[int, bytes]) -> bool:
+        """Post the report (unless the pool adopted it already) and wait for the pool."""
+        if await self._adopted(result):
+            return True
+        pool = await self.pool()
+        sent = await pool.send_post_epoch_report(
+            self._open(pool), self.wallet, report=result.report, signatures=signatures, value=self.config.post_value
+        )
+        txs = await sent.wait_delivered(timeout=self.config.post_timeout)
+        if await self._adopted(result):
+            return True
+        why = "never left the wallet" if not txs else f"exit code {txs[0].exit_code}"
+        log.warning("epoch %d: the pool did not adopt the report (%s)", result.epoch, why)
+        return False
+
+    # ---- the quorum ---------------------------------------------------------------------------
+    def on_signature(self, frame: ReportSignature) -> None:
+        """Another validator's signature, relayed by the router (kept until our result is in)."""
+        rnd = self._rounds.setdefault(frame.epoch, _Round())
+        rnd.seen[frame.key] = (frame.digest, frame.signature)
+        rnd.changed.set()
+        for e in [e for e in self._rounds if e < frame.epoch - 4]:
+            self._rounds.pop(e, None)
+
+    async def _quorum(
+        self, result: EpochResult, mine: dict[int, bytes], threshold: int, validators: set[int]
+    ) -> dict[int, bytes] | None:
+        if self.send_signature is None:
+            log.warning("epoch %d needs %d signatures and no router relays them", result.epoch, threshold)
+            return None
+        digest = result.digest()
+        report_hash = result.report.to_cell().hash
+        me = int.from_bytes(self.public_key, "big")
+        rnd = self._rounds.setdefault(result.epoch, _Round())
+        rnd.result = result
+        await self.send_signature(
+            ReportSignature(epoch=result.epoch, digest=digest, key=self.public_key, signature=mine[me])
+        )
+        named: set[bytes] = set()
+        deadline = self.clock() + self.config.quorum_timeout
+        while True:
+            good = dict(mine)
+            for key, (d, sig) in rnd.seen.items():
+                k = int.from_bytes(key, "big")
+                if k not in validators:
+                    continue
+                if d != digest:
+                    if key not in named:
+                        named.add(key)
+                        log.warning(
+                            "epoch %d: validator %s signed another result (digest %s, ours %s): not counted",
+                            result.epoch, key.hex(), d.hex()[:16], digest.hex()[:16],
+                        )
+                    continue
+                try:
+                    VerifyKey(key).verify(report_hash, sig)
+                except BadSignatureError:
+                    log.warning("epoch %d: validator %s's signature does not verify", result.epoch, key.hex())
+                    continue
+                good[k] = sig
+            if len(good) >= threshold:
+                log.info("epoch %d: quorum of %d signatures (of %d needed)", result.epoch, len(good), threshold)
+                return good
+            if await self._adopted(result):
+                return good  # another validator reached the quorum and posted
+            left = deadline - self.clock()
+            if left <= 0:
+                log.warning(
+                    "epoch %d: %d of %d signatures after %.0f s; no report", result.epoch, len(good), threshold,
+                    self.config.quorum_timeout,
+                )
+                return None
+            rnd.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rnd.changed.wait(), min(1.0, left))
+
+
+def _log_table(result: EpochResult) -> None:
+    log.info(
+        "epoch %d: consumed compute %d + data %d, protocol %d",
+        result.epoch, result.summary.compute_consumed, result.summary.data_consumed, result.summary.protocol,
+    )
+    log.info("%-10s %14s %12s %14s %14s %10s %5s", "role", "share", "carry in", "allocated", "carry out", "weight", "n")
+    for line in result.roles:
+        log.info(
+            "%-10s %14d %12d %14d %14d %10d %5d",
+            line.name, line.share, line.carry_in, line.allocated, line.dust, line.weight, line.providers,
+        )
