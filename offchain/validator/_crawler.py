@@ -105,6 +105,7 @@ class NodeBook:
         *,
         alpha: float = 0.2,
         slow_seconds: float = 5.0,
+        report_step: float = 0.02,
         on_change: Callable[[str, float, int, int], Awaitable[None]] | None = None,
     ) -> None:
         self.alpha = alpha
@@ -113,26 +114,43 @@ class NodeBook:
         self.scores: dict[str, float] = {}
         self.fetches: dict[str, int] = {}
         self.failures: dict[str, int] = {}
+        self.report_step = report_step
+        self._reported: dict[str, float] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
 
     def restore(self, provider: str, score: float, fetches: int, failures: int) -> None:
         self.scores[provider], self.fetches[provider], self.failures[provider] = score, fetches, failures
+        self._reported[provider] = score
 
     def score(self, provider: str) -> float:
         return self.scores.get(provider, 1.0)
 
     async def observe(self, provider: str, *, ok: bool, seconds: float = 0.0) -> None:
+        """Book one fetch. The report (`on_change`: a commit and a frame) runs in the background
+        and only when it says something new: a failure, a first fetch, or the score moved by
+        `report_step` since it was last reported; a fetch never waits for it."""
         if not provider:
             return
         value = 0.0 if not ok else (1.0 if seconds <= self.slow_seconds else 0.5)
         old = self.scores.get(provider, 1.0)
-        self.scores[provider] = (1 - self.alpha) * old + self.alpha * value
+        score = self.scores[provider] = (1 - self.alpha) * old + self.alpha * value
         self.fetches[provider] = self.fetches.get(provider, 0) + 1
         if not ok:
             self.failures[provider] = self.failures.get(provider, 0) + 1
-        if self.on_change is not None:
-            await self.on_change(
-                provider, self.scores[provider], self.fetches[provider], self.failures.get(provider, 0)
-            )
+        last = self._reported.get(provider)
+        if self.on_change is None or (ok and last is not None and abs(score - last) < self.report_step):
+            return
+        self._reported[provider] = score
+        task = asyncio.ensure_future(
+            self.on_change(provider, score, self.fetches[provider], self.failures.get(provider, 0))
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)  # type: ignore[arg-type]
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("reporting a data node's reputation failed: %s", task.exception())
 
 
 class _TargetRefused(Exception):
