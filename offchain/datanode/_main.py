@@ -17,6 +17,8 @@ resolve = { "news.cocoon.test" = ["127.0.0.1", 8443] }   # local networks only: 
 data_dir = ".cocoon/datanode"         # node.key
 ops_host = "127.0.0.1"  ops_port = 0  # /healthz + /metrics; 0: a free port, -1: off
 ready_file = "..."                    # JSON {provider, node_key, ops_url} once connected
+epochs_dir = "epochs"                 # where validators publish settled epochs: claim from there (none: no claims)
+claim_threshold = "0.1"               # TON earned and unclaimed above which it claims (never below a claim's cost)
 
 `/healthz` is 503 while the node is not connected to its router.
 """
@@ -37,6 +39,7 @@ from offchain.datanode._policy import DEFAULT_PORTS, Caps, Policy
 from offchain.errors import ConfigError
 from offchain.ops import running_ops
 from offchain.registration import ensure_registered
+from offchain.settlement._claimer import provider_claimer
 from scripts._common import parse_ton
 from wrappers.provider import Role
 from wrappers.root import Root
@@ -145,8 +148,10 @@ async def run_datanode(cfg: AgentConfig, stop: asyncio.Event) -> None:
         ProcessCollector(registry=registry)
         ops = running_ops(str(cfg.get("ops_host", "127.0.0.1")), cfg.int("ops_port", 0), registry=registry,
                           health=health)
+        claimer = await provider_claimer(cfg, net, Role.BANDWIDTH, provider)
         async with ops as ops_url:
             task = asyncio.create_task(node.run())
+            claiming = asyncio.create_task(claimer.run()) if claimer is not None else None
 
             async def announce() -> None:
                 await node.connected.wait()
@@ -166,5 +171,7 @@ async def run_datanode(cfg: AgentConfig, stop: asyncio.Event) -> None:
             finally:
                 node.stop()
                 announcer.cancel()
+                if claiming is not None:
+                    claiming.cancel()
                 stopped.cancel()
                 await task  # its error, if it ended on one

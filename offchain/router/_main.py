@@ -9,6 +9,9 @@
     poll_interval = 1.0                   # seconds between directory (chain) polls
     ops_host = "127.0.0.1"  ops_port = 0  # /healthz + /metrics; 0: a free port, -1: off
     ready_file = "..."                    # JSON {url, address, router_key, port, ops_url} once listening
+epoch_seconds = 3600                  # the usage epoch its ledgers are kept by (validators settle each)
+epochs_dir = "epochs"                 # settled epochs: its ROUTER Provider (if registered) claims from there
+claim_threshold = "0.1"               # TON earned and unclaimed above which it claims
 
 `/healthz` is 503 while the directory has not completed a poll round for 3 poll intervals
 (at least 5 s); `/metrics` is listed in `offchain/router/_ops.py`.
@@ -32,7 +35,9 @@ from offchain.protocol.wire import wire_address
 from offchain.router._ops import RouterCollector, router_health
 from offchain.router._server import Router, RouterConfig
 from offchain.router._store import RouterStore
+from offchain.settlement._claimer import provider_claimer
 from scripts._common import parse_ton
+from wrappers.provider import Role
 
 __all__ = ["run_router"]
 
@@ -81,11 +86,15 @@ async def run_router(cfg: AgentConfig, stop: asyncio.Event) -> None:
                     }
                     write_ready(cfg.get("ready_file"), info)
                     log.info("router ready: %s", info)
+                    claimer = await provider_claimer(cfg, net, Role.ROUTER)
+                    claiming = asyncio.ensure_future(claimer.run()) if claimer is not None else None
                     serving = asyncio.ensure_future(router.serve_forever())
                     stopping = asyncio.ensure_future(stop.wait())
                     await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
                     serving.cancel()
                     stopping.cancel()
+                    if claiming is not None:
+                        claiming.cancel()
         finally:
             if collector is not None:
                 collector.close()

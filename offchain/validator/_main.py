@@ -21,7 +21,9 @@
     ready_file = "..."                    # JSON {node_key, address, probe_wallet, channel} once running
     settle = false                        # settle each router epoch: ledger in, report posted, epochs_dir out
     epoch_seconds = 3600                  # the router's epoch_seconds
-    epochs_dir = "epochs"                 # where settled epochs are published (epochs/N/...)
+    epochs_dir = "epochs"                 # where settled epochs are published (epochs/N/...); its
+                                          # VALIDATOR Provider (if registered) claims from there
+    claim_threshold = "0.1"               # TON earned and unclaimed above which it claims
 
 `node.key` (in `data_dir`, made if missing) is the key Root's validator set must hold: it
 signs slashing orders and authenticates the validator's session to the router (which reads
@@ -43,6 +45,7 @@ from nacl.signing import SigningKey
 from offchain.agentkit import AgentConfig, node_key, open_network, write_ready
 from offchain.errors import ConfigError
 from offchain.protocol.wire import wire_address
+from offchain.settlement._claimer import provider_claimer
 from offchain.ton.network import create_network_provider
 from offchain.validator._agent import Validator, ValidatorConfig
 from offchain.validator._crawl_store import CrawlStore
@@ -50,6 +53,7 @@ from offchain.validator._crawler import CrawlerConfig
 from offchain.validator._settle import SettleStore
 from offchain.validator._store import ValidatorStore
 from scripts._common import parse_ton
+from wrappers.provider import Role
 
 __all__ = ["run_validator"]
 
@@ -130,9 +134,13 @@ async def run_validator(cfg: AgentConfig, stop: asyncio.Event) -> None:
                 }
                 write_ready(cfg.get("ready_file"), info)
                 log.info("validator ready: %s", info)
+                claimer = await provider_claimer(cfg, net, Role.VALIDATOR)
+                claiming = asyncio.ensure_future(claimer.run()) if claimer is not None else None
                 serving = asyncio.ensure_future(validator.serve_forever())
                 stopping = asyncio.ensure_future(stop.wait())
                 await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if claiming is not None:
+                    claiming.cancel()
                 await validator.close()
                 await asyncio.gather(serving, return_exceptions=True)
                 stopping.cancel()

@@ -15,6 +15,8 @@ fresh_key = false                     # a TEE worker: new node key each boot, Up
 data_dir = ".cocoon/worker"
 ops_host = "127.0.0.1"  ops_port = 0  # /healthz + /metrics; 0: a free port, -1: off
 ready_file = "..."                    # JSON {provider, node_key, models, ops_url} once connected
+epochs_dir = "epochs"                 # where validators publish settled epochs: claim from there (none: no claims)
+claim_threshold = "0.1"               # TON earned and unclaimed above which it claims (never below a claim's cost)
 
 `/healthz` is 503 while the worker is not connected to its router; `/metrics` is listed in
 `offchain/worker/_ops.py`.
@@ -35,6 +37,7 @@ from offchain.errors import ConfigError
 from offchain.models import Batcher, Tokenizer, WordCounter, builtin_models, load_model
 from offchain.ops import running_ops
 from offchain.registration import ensure_registered
+from offchain.settlement._claimer import provider_claimer
 from offchain.ton.network import NetworkProvider
 from offchain.worker._agent import ServedModel, Worker, WorkerConfig
 from offchain.worker._evidence import make_evidence
@@ -124,6 +127,8 @@ async def _serve(
         for m in served.values():
             tg.create_task(m.batcher.run())
         task = tg.create_task(worker.run())
+        claimer = await provider_claimer(cfg, net, Role.GPU, provider)
+        claiming = tg.create_task(claimer.run()) if claimer is not None else None
 
         async def announce() -> None:
             await worker.connected.wait()
@@ -140,6 +145,8 @@ async def _serve(
         tg.create_task(announce())
         await stop.wait()
         worker.stop()
+        if claiming is not None:
+            claiming.cancel()
         await task
         for m in served.values():
             await m.batcher.close()

@@ -17,12 +17,14 @@ from pathlib import Path
 
 from offchain.protocol.wire import ReportSignature
 from offchain.settlement import sign_ledger, verify_published
-from offchain.ton.network import EmulatorProvider
+from offchain.settlement._claimer import ClaimConfig, Claimer
+from offchain.ton.network import EmulatorProvider, NetworkProvider
 from offchain.ton.transaction import raw
 from offchain.validator._settle import SettleConfig, Settler, SettleStore
 from tests.contracts.payments import PayEnv, provider_claimed, register_provider
 from tests.settlement.helpers import crawl, gpu, relay
 from wrappers.provider import Role
+from wrappers.reward_pool import CLAIM_FEE
 
 DEPOSIT = 100 * 10**9
 
@@ -155,7 +157,19 @@ def test_a_quorum_of_settlers_posts_publishes_and_outvotes_a_different_tree(pay:
 
     who_of = {raw(p0.address): b0, raw(p1.address): b1, raw(v_prov.address): v_wallet, router_p: pay.router}
     by_addr = {raw(p0.address): p0, raw(p1.address): p1, raw(v_prov.address): v_prov, router_p: router_prov}
-    paid = _claim_all(pay, tmp_path / "v0" / "epochs" / "2", who_of, by_addr)
+    folder = tmp_path / "v0" / "epochs"
+    paid = 0
+    for p, who in ((p0, b0), (p1, b1)):  # the data nodes' claimers: above their threshold only
+        net = NetworkProvider(EmulatorProvider(pay.bc), _Wallet(who))
+        owed = r2.cumulative[(raw(p.address), Role.BANDWIDTH)]
+        high = Claimer(net, p, Role.BANDWIDTH, ClaimConfig(epochs_dir=folder, threshold=owed))
+        assert asyncio.run(high.claim_once()) == 0 and provider_claimed(pay, p) == 0
+        low = Claimer(net, p, Role.BANDWIDTH, ClaimConfig(epochs_dir=folder, threshold=1))
+        assert low.config.floor == CLAIM_FEE  # never below what a claim may cost
+        assert asyncio.run(low.claim_once()) == owed == provider_claimed(pay, p)
+        assert asyncio.run(low.claim_once()) == 0  # nothing new
+        paid += owed
+    paid += _claim_all(pay, folder / "2", who_of, by_addr)
     assert provider_claimed(pay, p1) == r2.cumulative[(raw(p1.address), Role.BANDWIDTH)]
     protocol = r1.summary.protocol + r2.summary.protocol
     assert paid + protocol + sum(r2.carries.as_tuple()) == paid_in + 200_000_000
