@@ -72,6 +72,11 @@ class DevnetConfig:
     validator_extra: dict[str, Any] = field(default_factory=dict)  # into each validator's config
     datanodes: int = 0  # bandwidth providers (`start_datanode(i)`); they relay to the local web
     data_unit_price: int = 10  # nanoTON per KiB relayed
+    epoch_seconds: int | None = None  # the router's usage epoch (None: the agents' default, an hour)
+    settle: bool = False  # validators settle each epoch (post the report, publish to `epochs_dir`)
+    epochs_dir: str | None = None  # published epochs, providers claim from it (None: workdir/epochs if settle)
+    claim_threshold: str = "0.1"  # TON: providers claim what is above it
+    claim_interval: float = 10.0
 
 
 class Devnet:
@@ -182,6 +187,24 @@ class Devnet:
         )
         self.root = dep.root.address.to_str(is_user_friendly=False)
 
+    @property
+    def epochs_dir(self) -> str | None:
+        if self.config.epochs_dir:
+            return self.config.epochs_dir
+        return str(self.workdir / "epochs") if self.config.settle else None
+
+    def _epoch_keys(self, *, claims: bool = True) -> dict[str, Any]:
+        """The settlement keys an agent's config gets (none when the devnet does not settle)."""
+        out: dict[str, Any] = {}
+        if self.config.epoch_seconds is not None:
+            out["epoch_seconds"] = self.config.epoch_seconds
+        if self.epochs_dir is not None:
+            out["epochs_dir"] = self.epochs_dir
+            if claims:
+                out["claim_threshold"] = self.config.claim_threshold
+                out["claim_interval"] = self.config.claim_interval
+        return out
+
     def _agent(self, name: str, command: list[str], values: dict[str, Any], wallet: int, timeout: float,
                *, module: str = "offchain.cli", env: dict[str, str] | None = None,
                tables: dict[str, dict[str, Any]] | None = None) -> Proc:
@@ -218,6 +241,7 @@ class Devnet:
                 "redeem_threshold": self.config.redeem_threshold,
                 "redeem_interval": self.config.redeem_interval,
                 "poll_interval": 0.3,
+                **self._epoch_keys(),
                 **extra,
             },
             ROUTER,
@@ -242,6 +266,7 @@ class Devnet:
                 "stake": "2",
                 "endpoint": f"worker://devnet-{i}",
                 "image": DEV_IMAGE.hex(),
+                **self._epoch_keys(),
                 **self.config.worker_extra,
                 **extra,
             },
@@ -301,6 +326,8 @@ class Devnet:
                 "router_key": self.router["router_key"],
                 "model": self.config.models[0],
                 **({"ca_file": self.web["ca_file"]} if self.web else {}),
+                **({"settle": True} if self.config.settle else {}),
+                **self._epoch_keys(),
                 **self.config.validator_extra,
                 **extra,
             },
@@ -328,6 +355,7 @@ class Devnet:
                 "router": self.router["url"],
                 "stake": "2",
                 "endpoint": f"datanode://devnet-{i}",
+                **self._epoch_keys(),
                 **extra,
             },
             self.datanode_wallet(i),

@@ -25,8 +25,13 @@ signed and persisted in the crawl store before they are sent). A crawl interrupt
 lost session or a restart resumes from the store when the router sends the task again.
 Data nodes' reputation (`NodeBook`) is persisted and reported to the router like a worker's.
 
-Left out: collecting other validators' signatures for a threshold above 1 (the order is then
-recorded `awaiting_quorum` and not relayed).
+Epoch settlement (`settle = true`, `_settle.Settler`): at each router epoch boundary it asks
+the router for the ended epoch's signed `Ledger` over this session, settles it against the
+pool, and posts the report (exchanging `ReportSignature`s with the other validators through
+the router when Root's threshold is above 1), then publishes the epoch to `epochs_dir`.
+
+Left out: collecting other validators' signatures on slashing orders for a threshold above 1
+(the order is then recorded `awaiting_quorum` and not relayed).
 """
 
 from __future__ import annotations
