@@ -3,16 +3,19 @@ read-only, as an operator would), the gateway as an `openai` client, bounded pol
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import openai
+from nacl.signing import SigningKey
 
-from offchain.client import ClientConfig
-from offchain.devnet import Devnet
+from offchain.client import ClientConfig, CocoonClient
+from offchain.devnet import Devnet, wallet_env
+from offchain.ton.network import create_network_provider
 
 MODEL = "all-MiniLM-L6-v2"
 
@@ -39,6 +42,18 @@ def router_config(net: Devnet) -> ClientConfig:
     """A `ClientConfig` for the devnet's router."""
     return ClientConfig(router_url=net.router["url"], root=net.root, router=net.router["address"],
                         router_key=bytes.fromhex(net.router["router_key"]))
+
+
+@contextlib.asynccontextmanager
+async def fresh_client(net: Devnet, store: Path) -> AsyncIterator[CocoonClient]:
+    """A client with a new channel key (so its own channel) on the devnet's spare client wallet."""
+    chain_net = await create_network_provider("localnet", base_url=net.api_url, env=wallet_env(net.client_wallet))
+    async with (
+        chain_net,
+        CocoonClient(router_config(net), chain=chain_net.chain, wallet=chain_net.sender(),
+                     channel_key=SigningKey.generate(), store=store) as client,
+    ):
+        yield client
 
 
 def gateway(net: Devnet, key: str = "x") -> openai.OpenAI:

@@ -23,16 +23,13 @@ from typing import Any
 
 import pyarrow.dataset as pads
 import pytest
-from nacl.signing import SigningKey
 
-from offchain.client import CocoonClient
 from offchain.dataset import Dataset, verify_dataset
-from offchain.devnet import Devnet, DevnetConfig, wallet_env
+from offchain.devnet import Devnet, DevnetConfig
 from offchain.devnet._supervisor import Proc
 from offchain.protocol.wire import CrawlDone, CrawlSpec, CrawlStop
-from offchain.ton.network import create_network_provider
 
-from ._helpers import read_db, router_config, router_db, wait_log, wait_until
+from ._helpers import fresh_client, read_db, router_db, wait_log, wait_until
 
 NEWS, DOCS, SHOP = "news.cocoon.test", "docs.cocoon.test", "shop.cocoon.test"
 PAGES = {  # the local web's three content pages per site (offchain/devnet/_web.py)
@@ -83,12 +80,7 @@ class Bought:
 
 async def _buy(net: Devnet, spec: CrawlSpec, out: Path) -> Bought:
     """One crawl from a fresh client (its own channel) on the spare wallet."""
-    chain_net = await create_network_provider("localnet", base_url=net.api_url, env=wallet_env(net.client_wallet))
-    async with (
-        chain_net,
-        CocoonClient(router_config(net), chain=chain_net.chain, wallet=chain_net.sender(),
-                     channel_key=SigningKey.generate(), store=out.with_suffix(".db")) as client,
-    ):
+    async with fresh_client(net, out.with_suffix(".db")) as client:
         await client.open_channel(deposit=10**9)
         await client.connect()  # the router's prices: the budget is the client's default
         budget = client.crawl_budget(spec)

@@ -15,16 +15,13 @@ from typing import Any
 
 import pyarrow.dataset as pads
 import pytest
-from nacl.signing import SigningKey
 
-from offchain.client import CocoonClient
 from offchain.dataset import Dataset, verify_dataset
-from offchain.devnet import Devnet, DevnetConfig, wallet_env
+from offchain.devnet import Devnet, DevnetConfig
 from offchain.errors import RequestFailed
 from offchain.protocol.wire import CrawlDone, CrawlSpec, CrawlStop, ErrorCode
-from offchain.ton.network import create_network_provider
 
-from ._helpers import read_db, router_config, router_db, wait_until
+from ._helpers import fresh_client, read_db, router_db, wait_until
 
 NEWS, DOCS, SHOP = "news.cocoon.test", "docs.cocoon.test", "shop.cocoon.test"
 
@@ -56,12 +53,7 @@ def validator_key(net: Devnet) -> bytes:
 
 async def buy(net: Devnet, spec: CrawlSpec, out: Path, store: Path, **kw: Any) -> tuple[Dataset, CrawlDone, int]:
     """One crawl from a fresh client on the spare wallet; (dataset, its CrawlDone, charged)."""
-    chain_net = await create_network_provider("localnet", base_url=net.api_url, env=wallet_env(net.client_wallet))
-    async with (
-        chain_net,
-        CocoonClient(router_config(net), chain=chain_net.chain, wallet=chain_net.sender(),
-                     channel_key=SigningKey.generate(), store=store) as client,
-    ):
+    async with fresh_client(net, store) as client:
         await client.open_channel(deposit=10**9)
         ds = await client.crawl(spec, out, **kw)
         assert client.last_crawl is not None

@@ -21,10 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nacl.signing import SigningKey
 from pytoniq_core import Address
 
-from offchain.client import CocoonClient
 from offchain.devnet import Devnet, DevnetConfig, wallet_env
 from offchain.devnet._network import FOUNDATION
 from offchain.protocol.wire import CrawlSpec
@@ -35,7 +33,7 @@ from wrappers.provider import Provider
 from wrappers.reward_pool import RewardPool
 from wrappers.root import Root
 
-from ._helpers import logs, router_config, wait_until
+from ._helpers import fresh_client, logs, wait_until
 
 NEWS = "news.cocoon.test"
 TON = 10**9
@@ -101,12 +99,7 @@ def claimed(net: Devnet, provider: str) -> int:
 
 async def buy(net: Devnet, spec: CrawlSpec, out: Path, store: Path) -> tuple[str, int]:
     """One crawl from a fresh client on the spare wallet; (its channel, what it was charged)."""
-    chain_net = await create_network_provider("localnet", base_url=net.api_url, env=wallet_env(net.client_wallet))
-    async with (
-        chain_net,
-        CocoonClient(router_config(net), chain=chain_net.chain, wallet=chain_net.sender(),
-                     channel_key=SigningKey.generate(), store=store) as client,
-    ):
+    async with fresh_client(net, store) as client:
         channel = await client.open_channel(deposit=15 * TON)
         await client.crawl(spec, out, max_cost=12 * TON, anchor=False)
         assert client.last_crawl is not None and client.last_crawl.records >= 3, client.last_crawl
