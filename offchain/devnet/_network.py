@@ -106,20 +106,26 @@ class Devnet:
         self.close()
 
     def start(self) -> Devnet:
+        """Start every part. Agents that do not depend on each other start at once and are
+        waited for together (on 2 cores their start-up, mostly imports and registration on
+        chain, overlaps): the local web with the localnet, then workers, gateway,
+        validators and data nodes after the router."""
         try:
+            web = self.start_web(wait=False) if self.config.datanodes else None
             self.start_localnet()
+            if web is not None:
+                self.web = self.sup.wait_ready(web, timeout=30)
             self.deploy()
             self.start_router()
-            for i in range(self.config.workers):
-                self.start_worker(i)
+            pending = [self.start_worker(i, wait=False) for i in range(self.config.workers)]
             if self.config.gateway:
-                self.start_gateway()
-            if self.config.datanodes:
-                self.start_web()
-            for i in range(self.config.validators):
-                self.start_validator(i)
-            for i in range(self.config.datanodes):
-                self.start_datanode(i)
+                pending.append(self.start_gateway(wait=False))
+            pending += [self.start_validator(i, wait=False) for i in range(self.config.validators)]
+            pending += [self.start_datanode(i, wait=False) for i in range(self.config.datanodes)]
+            for p in pending:
+                self.sup.wait_ready(p, timeout=180)
+            if self.config.gateway:
+                self.gateway_url = self.sup.procs["gateway"].info["url"]
         except BaseException:
             self.close()
             raise
@@ -207,7 +213,7 @@ class Devnet:
 
     def _agent(self, name: str, command: list[str], values: dict[str, Any], wallet: int, timeout: float,
                *, module: str = "offchain.cli", env: dict[str, str] | None = None,
-               tables: dict[str, dict[str, Any]] | None = None) -> Proc:
+               tables: dict[str, dict[str, Any]] | None = None, wait: bool = True) -> Proc:
         cfg = self.workdir / f"{name}.toml"
         ready = self.workdir / f"{name}.ready.json"
         text = _toml(
@@ -227,7 +233,8 @@ class Devnet:
             name, ["-m", module, *command, "--config", str(cfg)], env={**wallet_env(wallet), **(env or {})},
             ready_file=ready,
         )
-        self.sup.wait_ready(p, timeout=timeout)
+        if wait:
+            self.sup.wait_ready(p, timeout=timeout)
         return p
 
     def start_router(self, **extra: Any) -> dict[str, Any]:
@@ -251,9 +258,10 @@ class Devnet:
         return p.info
 
     def start_worker(self, i: int, *, module: str = "offchain.cli", env: dict[str, str] | None = None,
-                     **extra: Any) -> Proc:
+                     wait: bool = True, **extra: Any) -> Proc:
         """Worker `i` (wallet FIRST_WORKER + i). `module` runs instead of the `cocoon` command
-        (a test's modified worker takes the same arguments); `extra` goes into its config."""
+        (a test's modified worker takes the same arguments); `extra` goes into its config;
+        `wait=False` returns before it is ready (`sup.wait_ready` it)."""
         self.progress(f"worker {i} (registers as a gpu provider)")
         coeffs = self.config.coefficients
         p = self._agent(
@@ -274,12 +282,14 @@ class Devnet:
             120,
             module=module,
             env=env,
+            wait=wait,
         )
         if p not in self.workers:
             self.workers.append(p)
         return p
 
-    def start_gateway(self) -> str:
+    def start_gateway(self, *, wait: bool = True) -> Proc:
+        """The gateway (the client wallet; opens its channel). With `wait`, `gateway_url` is set."""
         self.progress("gateway (opens a channel and deposits)")
         values: dict[str, Any] = {
             "router_url": self.router["url"],
@@ -291,14 +301,16 @@ class Devnet:
         }
         if self.config.api_key:
             values["api_key"] = self.config.api_key
-        p = self._agent("gateway", ["gateway"], values, FIRST_WORKER + self.config.workers, 90)
-        self.gateway_url = p.info["url"]
-        return self.gateway_url
+        p = self._agent("gateway", ["gateway"], values, FIRST_WORKER + self.config.workers, 90, wait=wait)
+        if wait:
+            self.gateway_url = p.info["url"]
+        return p
 
-    def start_web(self, *, slow_delay: float = 1.0, huge_size: int | None = None) -> dict[str, Any]:
+    def start_web(self, *, slow_delay: float = 1.0, huge_size: int | None = None, wait: bool = True) -> Any:
         """The local web (`python -m offchain.devnet._web`): HTTPS sites on loopback with a test
         CA. Returns its ready info `{port, host, hosts, ca_file, resolve}` (also `self.web`);
-        `Resolver.from_dict(info["resolve"])` and `ca_file` reach it. Not part of `start()`."""
+        `Resolver.from_dict(info["resolve"])` and `ca_file` reach it. `start()` starts it
+        when there are data nodes. `wait=False` returns the Proc (`sup.wait_ready` it)."""
         self.progress("local web (HTTPS sites on loopback)")
         ready = self.workdir / "web.ready.json"
         argv = ["-m", "offchain.devnet._web", "--ready-file", str(ready), "--dir", str(self.workdir / "web"),
@@ -306,13 +318,15 @@ class Devnet:
         if huge_size is not None:
             argv += ["--huge-size", str(huge_size)]
         p = self.sup.start("web", argv, ready_file=ready)
+        if not wait:
+            return p
         self.web = self.sup.wait_ready(p, timeout=30)
         return self.web
 
     def validator_wallet(self, i: int) -> int:
         return FIRST_WORKER + self.config.workers + 2 + 2 * i
 
-    def start_validator(self, i: int = 0, **extra: Any) -> Proc:
+    def start_validator(self, i: int = 0, *, wait: bool = True, **extra: Any) -> Proc:
         """Validator `i` (its node key made at deploy; wallets `validator_wallet(i)` and the
         next one for probes); `extra` goes into its config (probe_interval, fraud_*, ...)."""
         self.progress(f"validator {i} (opens its probe channel)")
@@ -334,6 +348,7 @@ class Devnet:
             self.validator_wallet(i),
             120,
             env={"PROBE_WALLET_MNEMONIC": probe["WALLET_MNEMONIC"], "PROBE_WALLET_VERSION": probe["WALLET_VERSION"]},
+            wait=wait,
         )
         if p not in self.validators:
             self.validators.append(p)
@@ -343,7 +358,7 @@ class Devnet:
         return FIRST_WORKER + self.config.workers + 2 + 2 * self.config.validators + i
 
     def start_datanode(self, i: int = 0, *, module: str = "offchain.cli", env: dict[str, str] | None = None,
-                       **extra: Any) -> Proc:
+                       wait: bool = True, **extra: Any) -> Proc:
         """Data node `i` (wallet `datanode_wallet(i)`; registers as a bandwidth provider),
         resolving the local web's names to it (`start_web()` first). `module` runs instead of
         the `cocoon` command (a test's faulty node takes the same arguments)."""
@@ -363,6 +378,7 @@ class Devnet:
             module=module,
             env=env,
             tables={"resolve": self.web.get("resolve", {})},
+            wait=wait,
         )
         if p not in self.datanodes:
             self.datanodes.append(p)

@@ -138,9 +138,23 @@ class Supervisor:
     def kill(self, name: str) -> int | None:
         return self.stop(name, sig=signal.SIGKILL)
 
-    def close(self) -> None:
-        for name in list(self.procs):
-            self.kill(name)
+    def close(self, grace: float = 5.0) -> None:
+        """Stop every process: SIGTERM to all at once (agents commit their state and exit),
+        SIGKILL to any still running after `grace` seconds. Each runs in its own process
+        group, so a child's own children end with it."""
+        alive = [p for p in self.procs.values() if p.popen.poll() is None]
+        for p in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for p in alive:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.popen.wait(max(0.0, deadline - time.monotonic()))
+        for p in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)  # the group: also what a finished leader left
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.popen.wait(10)
 
 
 def http_ok(url: str, timeout: float = 2.0) -> bool:
