@@ -77,6 +77,7 @@ class DevnetConfig:
     epochs_dir: str | None = None  # published epochs, providers claim from it (None: workdir/epochs if settle)
     claim_threshold: str = "0.1"  # TON: providers claim what is above it
     claim_interval: float = 10.0
+    localnet_state: str | None = None  # a state file: the chain outlives the run (None: in memory)
 
 
 class Devnet:
@@ -89,7 +90,9 @@ class Devnet:
         self.workdir = Path(workdir)
         self.config = config or DevnetConfig()
         self.progress = progress
-        self.sup = Supervisor(self.workdir / "logs", env={**os.environ, "COCOON_LOCALNET_URL": ""})
+        # COCOON_DEVNET marks every child (a test finds any left behind by it in /proc)
+        self.sup = Supervisor(self.workdir / "logs", env={**os.environ, "COCOON_LOCALNET_URL": "",
+                                                          "COCOON_DEVNET": str(self.workdir.resolve())})
         self.api_url = ""
         self.root = ""
         self.router: dict[str, Any] = {}
@@ -151,7 +154,7 @@ class Devnet:
                 "--wallets",
                 # two spare data node wallets: tests start extra (faulty) nodes
                 str(FIRST_WORKER + self.config.workers + 2 + 2 * self.config.validators + self.config.datanodes + 2),
-                "--memory",
+                *(["--state", self.config.localnet_state] if self.config.localnet_state else ["--memory"]),
                 "--quiet",
             ],
         )
