@@ -15,6 +15,7 @@ folders before the deploy, so the foundation's params can name them) with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -187,13 +188,15 @@ class Devnet:
             + '[roles.bandwidth]\nmin_stake = "1"\ncooldown = 60\n'
         )
         self.progress("deploying Root and the RewardPool (the foundation's deploy script)")
-        dep = asyncio.run(
-            run_script_async(
-                "deploy",
-                ["--network", "localnet", "--url", self.api_url, "--params", str(params)],
-                env=wallet_env(FOUNDATION),
+        log = self.sup.workdir / "deploy.log"  # the script's tables go to its log, as every process's do
+        with open(log, "a") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            dep = asyncio.run(
+                run_script_async(
+                    "deploy",
+                    ["--network", "localnet", "--url", self.api_url, "--params", str(params)],
+                    env=wallet_env(FOUNDATION),
+                )
             )
-        )
         self.root = dep.root.address.to_str(is_user_friendly=False)
 
     @property
