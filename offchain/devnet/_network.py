@@ -153,8 +153,7 @@ class Devnet:
                 "--block-time",
                 "0",
                 "--wallets",
-                # two spare data node wallets: tests start extra (faulty) nodes
-                str(FIRST_WORKER + self.config.workers + 2 + 2 * self.config.validators + self.config.datanodes + 2),
+                str(self.wallet_count),
                 *(["--state", self.config.localnet_state] if self.config.localnet_state else ["--memory"]),
                 "--quiet",
             ],
@@ -389,6 +388,12 @@ class Devnet:
         if p not in self.datanodes:
             self.datanodes.append(p)
         return p
+
+    @property
+    def wallet_count(self) -> int:
+        """The localnet's funded wallets (see the module's docstring), with two spare data
+        node wallets: tests start extra (faulty) nodes."""
+        return FIRST_WORKER + self.config.workers + 2 + 2 * self.config.validators + self.config.datanodes + 2
 
     @property
     def client_wallet(self) -> int:
