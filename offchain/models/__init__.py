@@ -15,7 +15,7 @@ or downloads anything: models come from installed packages (DESIGN.md, "Inferenc
 from __future__ import annotations
 
 from ._batcher import Batch, Batcher, BatchFormer, Done, Part
-from ._catalog import ECHO_DESCRIPTOR, MINILM_NAME, ModelSpec, builtin_models
+from ._catalog import ECHO_DESCRIPTOR, MINILM_NAME, ModelSpec, builtin_models, model_hash
 from ._embedding import EchoModel, EmbeddingModel, Model, choose_providers, load_model
 from ._tokenizer import Encoded, Input, TokenCounter, Tokenizer, WordCounter, check_inputs, normalize_inputs
 
@@ -40,5 +40,6 @@ __all__ = [
     "check_inputs",
     "choose_providers",
     "load_model",
+    "model_hash",
     "normalize_inputs",
 ]

@@ -132,3 +132,14 @@ def builtin_models() -> dict[str, ModelSpec]:
         descriptor=ECHO_DESCRIPTOR,
     )
     return {m.name: m for m in (minilm, echo)}
+
+
+def model_hash(name: str) -> bytes:
+    """The hash Root's model allowlist holds for the model named `name`: a built-in model's
+    `ModelSpec.hash`; for any other name, sha256 of the name (what a settlement compares a
+    ledger row's model against: a name nobody here can run is allowed only if Root lists that)."""
+    try:
+        spec = builtin_models().get(name)
+    except ConfigError:
+        spec = None
+    return spec.hash if spec is not None else hashlib.sha256(name.encode()).digest()

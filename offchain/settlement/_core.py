@@ -37,6 +37,7 @@ from typing import Any
 import msgspec
 from pytoniq_core import Address
 
+from offchain.models import model_hash
 from offchain.protocol.epoch import BASIS_POINTS, RevenueSplit, build_report, split_revenue
 from offchain.protocol.merkle import _EMPTY, MAX_TOTAL, Leaf, MerkleProof, MerkleSumTree, Role, _node_hash
 from offchain.settlement._inputs import (
@@ -263,7 +264,7 @@ def check_ledger(
                 problems.append(f"{where}: {name} {v} is negative")
                 good = False
         kind = _kind(row.model)
-        if kind == Role.GPU and hashes is not None and hashlib.sha256(row.model.encode()).hexdigest() not in hashes:
+        if kind == Role.GPU and hashes is not None and model_hash(row.model).hex() not in hashes:
             problems.append(f"{where}: unknown model {row.model!r} (not in Root's model allowlist)")
         if (provider, row.model) in seen:
             problems.append(f"{where}: a second row for this provider and model")

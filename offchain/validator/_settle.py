@@ -18,7 +18,8 @@ One epoch (`settle_epoch(usage_epoch)`), router epoch = int(clock) // epoch_seco
    just after a boundary counts in the epoch whose ledger names it;
 3. the pool's books (get_pool_data / get_pool_roles / get_pool_config): consumed = the pots;
    the previous leaves from this validator's published epoch `pool.epoch` (its tree must be
-   the one the pool holds); an epoch with nothing in the pots is skipped;
+   the one the pool holds); an epoch with nothing in the pots and nothing carried (or no work
+   in the ledger) is skipped;
 4. `settle`, `sign_report` with this node key; with the pool's threshold 1 the report is
    posted from this validator's wallet; above 1, `ReportSignature`s go through the router to
    the other validators, a signature counts only for a byte-identical result (the same
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import sqlite3
 import time
@@ -50,6 +50,7 @@ from nacl.signing import SigningKey, VerifyKey
 from pytoniq_core import Address
 
 from offchain.errors import CocoonError
+from offchain.models import model_hash
 from offchain.protocol.epoch import sign_report
 from offchain.protocol.wire import Ledger, ReportSignature, wire_address
 from offchain.settlement import (
@@ -288,12 +289,15 @@ class Settler:
         return prev.books()["previous"]
 
     async def build_inputs(self, ledger: RouterLedger, threshold: int) -> EpochInputs | None:
-        """The epoch's inputs from the chain and `ledger`; None if the pots are empty."""
+        """The epoch's inputs from the chain and `ledger`; None if there is nothing to settle:
+        the pots are empty and either no role carries anything or the ledger names no work.
+        (Revenue redeemed before its usage epoch closed was consumed into the carries by the
+        report of that moment; the next ledger with the work allocates it, with empty pots.)"""
         await self.sync_deposits()
         pool = await self.pool()
         pp = self._open(pool)
         data = await pool.get_pool_data(pp)
-        if data.compute_pot == 0 and data.data_pot == 0:
+        if data.compute_pot == 0 and data.data_pot == 0 and (data.carry == 0 or not ledger.rows):
             return None
         roles = await pool.get_pool_roles(pp)
         config = await pool.get_pool_config(pp)
@@ -303,7 +307,7 @@ class Settler:
         models = sorted({r.model for r in ledger.rows if r.model not in (RELAY_MODEL, CRAWL_MODEL)})
         hashes = []
         for m in models:
-            h = hashlib.sha256(m.encode()).digest()
+            h = model_hash(m)
             if await self.root.get_is_model_allowed(self._open(self.root), int.from_bytes(h, "big")):
                 hashes.append(h.hex())
         reputations: dict[str, int] = {}

@@ -17,6 +17,7 @@ from nacl.signing import SigningKey
 from pytoniq_core import Address, Cell
 from pytoniq_core.tlb.transaction import MessageAny
 
+from offchain.models import model_hash
 from offchain.ton.blockchain import Blockchain, Snapshot, Treasury, ton
 from offchain.ton.build import code_cell
 from offchain.ton.provider import SandboxProvider
@@ -35,7 +36,7 @@ from wrappers.provider import (
 from wrappers.root import RoleParams, Root, RootConfig, slash_order_hash
 
 IMAGE_HASH = int.from_bytes(hashlib.sha256(b"cocoon-worker-image-v1").digest(), "big")
-MODEL_HASH = int.from_bytes(hashlib.sha256(b"all-MiniLM-L6-v2").digest(), "big")
+MODEL_HASH = int.from_bytes(model_hash("all-MiniLM-L6-v2"), "big")  # the catalog's: the model file's sha256
 MIN_STAKE = ton(10)
 COOLDOWN = 7 * 86400
 NODE_KEY = int.from_bytes(hashlib.sha256(b"node-key").digest(), "big")

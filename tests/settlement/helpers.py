@@ -7,6 +7,7 @@ from typing import Any
 
 from pytoniq_core import Address
 
+from offchain.models import model_hash
 from offchain.settlement import EpochInputs, Redeemed, RouterLedger, UsageRow
 from wrappers.messages import ComputeSplit, DataSplit
 from wrappers.reward_pool import ZERO_ROLES
@@ -15,7 +16,7 @@ SPLIT_C = ComputeSplit(gpu=7000, router=1500, validator=1000, protocol=500)
 SPLIT_D = DataSplit(bandwidth=7000, router=1500, validator=1000, protocol=500)
 USAGE_EPOCH = 486_111
 MODEL = "all-MiniLM-L6-v2"
-MODEL_HASH = hashlib.sha256(MODEL.encode()).hexdigest()
+MODEL_HASH = model_hash(MODEL).hex()  # what Root allowlists for it (the model file's hash)
 
 
 def addr(tag: str) -> str:
