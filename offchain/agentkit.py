@@ -23,6 +23,7 @@ from typing import Any
 
 from nacl.signing import SigningKey
 
+from offchain.deployments import home, load_deployment
 from offchain.errors import ConfigError
 from offchain.ton.network import NetworkProvider, create_network_provider
 
@@ -51,10 +52,12 @@ class AgentConfig(dict[str, Any]):
 
 
 def load_config(path: Path | str | None, env: Mapping[str, str] | None = None, **defaults: Any) -> AgentConfig:
-    """`defaults`, then the TOML file, then `COCOON_*` environment variables.
+    """`defaults`, then the TOML file, then `COCOON_*` environment variables; then, when
+    `root` (or on localnet `url`) is still missing and `cocoon deploy` recorded a deployment
+    of the config's `network` in the home folder (`COCOON_HOME`), the deployment's.
 
     Raises:
-        ConfigError: the file is missing or not valid TOML.
+        ConfigError: the file is missing or not valid TOML, or the deployment record is broken.
     """
     env = os.environ if env is None else env
     cfg = AgentConfig(defaults)
@@ -72,7 +75,22 @@ def load_config(path: Path | str | None, env: Mapping[str, str] | None = None, *
                 cfg[key] = [v.strip() for v in value.split(",") if v.strip()]
             else:
                 cfg[key] = value
+    _from_deployment(cfg, env)
     return cfg
+
+
+def _from_deployment(cfg: AgentConfig, env: Mapping[str, str]) -> None:
+    missing_url = not cfg.get("url") and not env.get("COCOON_LOCALNET_URL")
+    if cfg.get("root") and not missing_url:
+        return
+    network = str(cfg.get("network", "localnet"))
+    dep = load_deployment(network, home(env))
+    if dep is None:
+        return
+    if not cfg.get("root"):
+        cfg["root"] = dep["root"]
+    if missing_url and network == "localnet" and dep.get("url"):
+        cfg["url"] = dep["url"]
 
 
 def node_key(path: Path | str, *, fresh: bool = False) -> SigningKey:

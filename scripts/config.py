@@ -27,6 +27,7 @@ from typing import Any
 
 from pytoniq_core import Address
 
+from offchain.deployments import default_root
 from offchain.errors import ConfigError
 from offchain.ton.network import NetworkProvider
 from scripts._common import (
@@ -56,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
 
     def sub(name: str) -> argparse.ArgumentParser:
         p = what.add_parser(name)
-        p.add_argument("--root", default=os.environ.get("COCOON_ROOT"), help="Root address (default: $COCOON_ROOT)")
+        p.add_argument(
+            "--root", default=os.environ.get("COCOON_ROOT"),
+            help="Root address (default: $COCOON_ROOT, else the recorded deployment's)",
+        )
         return p
 
     p = sub("prices")
@@ -123,8 +127,7 @@ async def run(provider: NetworkProvider, args: list[str]) -> Any:
         ConfigError: bad arguments.
     """
     ns = _parser().parse_args(args)
-    if not ns.root:
-        raise ConfigError("--root (or COCOON_ROOT) is required")
+    ns.root = default_root(provider.network, ns.root)  # --root, COCOON_ROOT, else `cocoon deploy`'s record
     root = Root.create_from_address(_addr(ns.root, "--root"))
     if ns.what == "dev-attestation" and ns.allowed:  # before any chain call: a refusal sends nothing
         guard_dev_attestation(provider.network, insecure=ns.insecure_dev_attestation, what="dev-attestation --on")

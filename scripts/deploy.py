@@ -1,8 +1,10 @@
 """`cocoon deploy`: deploy the foundation's Root and RewardPool from a TOML file (idempotent).
 
-    cocoon deploy --network localnet --params foundation.toml
+    cocoon deploy --network localnet --params foundation.example.toml
 
-The deploying wallet is the owner. Four steps, each skipped when the chain already shows
+The deploying wallet is the owner. The result is remembered in
+`$COCOON_HOME/deployments/<network>.json` (default `./.cocoon`; `offchain.deployments`), so
+later commands need no `--root` (nor, on localnet, `--url`). Four steps, each skipped when the chain already shows
 its result, so a second run with the same file finds everything in place and says so:
 
 1. Root, deployed with the Provider, Channel and RewardPool codes and *no* reward pool:
@@ -47,6 +49,7 @@ from typing import Any
 
 from pytoniq_core import Address
 
+from offchain.deployments import record_deployment
 from offchain.errors import ConfigError
 from offchain.ton.build import code_cell
 from offchain.ton.network import NetworkProvider
@@ -73,6 +76,7 @@ DEPLOY_VALUE = "1"
 POOL_DEPLOY_VALUE = 2 * POOL_STORAGE_RESERVE  # the pool's storage reserve, and some to spare
 OWNER_OP_VALUE = 50_000_000  # SetRewardPool / PushPoolConfig; the excess comes back
 GAS_MARGIN = 10**8
+CONTRACTS = ("Root", "Provider", "Channel", "RewardPool")
 
 
 @dataclass(frozen=True)
@@ -298,4 +302,20 @@ async def run(provider: NetworkProvider, args: list[str]) -> Deployment:
         print("note: no validator set: epoch reports and slashing orders are refused until `config set` names some")
     if not done:
         print("Root and RewardPool are already deployed and configured: nothing to do")
+    if provider.network != "sandbox":  # an in-process chain is gone when the command ends
+        path = record_deployment(
+            provider.network,
+            {
+                "root": root.address.to_str(is_user_friendly=False),
+                "reward_pool": pool.address.to_str(is_user_friendly=False),
+                "code_hashes": {name: code_cell(name).hash.hex() for name in CONTRACTS},
+                "owner": via.address.to_str(is_user_friendly=False),
+                "params": str(ns.params.resolve()) if ns.params is not None else None,
+                "url": getattr(provider.chain, "base_url", None),
+                "root_version": version,
+                "pool_config_version": pool_version,
+                "dev_attestation": dev,
+            },
+        )
+        print(f"deployment recorded in {path}")
     return Deployment(root=root, pool=pool, root_version=version, pool_config_version=pool_version)

@@ -8,8 +8,8 @@
     cocoon provider update-node --root EQ... --role gpu --node-key HEX --endpoint wss://g2.example.org
 
 The wallet is the Provider's owner (one Provider per owner and role). `--root` defaults to
-`COCOON_ROOT`. Each command checks what it can before sending (balance, minimum stake,
-cooldown) and turns an on-chain refusal into one line.
+`COCOON_ROOT`, else the Root `cocoon deploy` recorded for the network. Each command checks
+what it can before sending (balance, minimum stake, cooldown) and turns an on-chain refusal into one line.
 
 A claim's proof is what the epoch's validators publish for each provider
 (`MerkleProof.to_json()`): `{"proof": "base64 BOC of the Merkle-proof cell", "path": int,
@@ -36,6 +36,7 @@ from typing import Any
 
 from pytoniq_core import Address
 
+from offchain.deployments import default_root
 from offchain.errors import ConfigError, InvalidMessage
 from offchain.protocol.merkle import MerkleProof, proof_from_json
 from offchain.settlement import find_proof
@@ -66,7 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="action", required=True)
     for name in ("register", "status", "unstake", "withdraw", "claim", "update-node"):
         p = sub.add_parser(name)
-        p.add_argument("--root", default=os.environ.get("COCOON_ROOT"), help="Root address (default: $COCOON_ROOT)")
+        p.add_argument(
+            "--root", default=os.environ.get("COCOON_ROOT"),
+            help="Root address (default: $COCOON_ROOT, else the recorded deployment's)",
+        )
         p.add_argument("--role", required=True, choices=[r.name.lower() for r in Role])
         if name == "register":
             p.add_argument("--stake", required=True, help="TON to stake")
@@ -252,8 +256,7 @@ async def run(provider: NetworkProvider, args: list[str]) -> Any:
         ConfigError: missing/bad arguments.
     """
     ns = _parser().parse_args(args)
-    if not ns.root:
-        raise ConfigError("--root (or COCOON_ROOT) is required")
+    ns.root = default_root(provider.network, ns.root)  # --root, COCOON_ROOT, else `cocoon deploy`'s record
     try:
         root = Root.create_from_address(Address(ns.root))
     except Exception as err:

@@ -3,7 +3,9 @@
 verify: offline, every record, proof, count and signature (the anchor is not checked);
 with `--network`, also the anchor (the transaction it names on that network) and the
 signers (of the manifest and of every record) against Root's validator set, Root being
-`--root` or else the anchor's address. The first failure ends it in one line, exit 1.
+`--root`, else the Root `cocoon deploy` recorded for that network, else the anchor's
+address. The first failure ends it in one line, exit 1. On localnet `--url` defaults to the
+recorded deployment's, as `--root` does for anchor.
 
 anchor: verifies the dataset offline, sends its manifest digest to Root from the wallet
 (`WALLET_MNEMONIC`, as the scripts; localnet and sandbox default to funded wallet 0) and
@@ -98,6 +100,14 @@ def _verify(args: argparse.Namespace) -> int:
 
     if args.network is None and (args.root or args.url):
         raise ConfigError("--root and --url need --network (the chain to check the anchor on)")
+    root_from = "root" if args.root else "root (the anchor's)"
+    if args.network is not None:
+        from offchain.deployments import default_root, default_url
+
+        args.url = default_url(args.network, args.url)
+        if not args.root:
+            args.root = default_root(args.network, None, required=False)
+            root_from = "root (the recorded deployment's)" if args.root else root_from
     trust = set(args.trust) if args.trust else None
     validators: list[tuple[str, object]] = []
     if args.network is not None:
@@ -116,7 +126,7 @@ def _verify(args: argparse.Namespace) -> int:
             raise DatasetError(why, index=err.index, shard=err.shard, row=err.row, url=err.url) from err
         checked = "checked"
         signed = f"{summary}; {len(r.signers)} of them signed the manifest, every record is theirs"
-        validators = [("root" if args.root else "root (the anchor's)", root), ("validator set", signed)]
+        validators = [(root_from, root), ("validator set", signed)]
     else:
         r = verify_dataset(args.dir, trusted_validators=trust)
         checked = "not checked (offline)"
@@ -137,7 +147,10 @@ def _anchor(args: argparse.Namespace) -> int:
     from offchain.dataset._anchor import anchor_manifest
     from offchain.dataset._dataset import Dataset
     from offchain.dataset._format import manifest_digest
+    from offchain.deployments import default_root, default_url
 
+    args.root = default_root(args.network, args.root)  # --root, else `cocoon deploy`'s record
+    args.url = default_url(args.network, args.url)
     m = Dataset.open(args.dir).manifest
     if m.anchor is not None and not args.force:
         a = m.anchor
@@ -174,15 +187,15 @@ def add_dataset_command(
     dv.add_argument("--network", choices=NETWORKS,
                     help="also check the anchor on this network and the signers against Root's validator set "
                          "(default: offline, the anchor is not checked)")
-    dv.add_argument("--url", help="API base URL (localnet/testnet/mainnet)")
+    dv.add_argument("--url", help="API base URL (default on localnet: the recorded deployment's)")
     dv.add_argument("--root", help="the Root the anchor must be on, whose validators must have signed "
-                                   "(default: the anchor's address)")
+                                   "(default: the recorded deployment's, else the anchor's address)")
     da = dsub.add_parser("anchor", help="put the manifest's digest on chain through Root (wallet: WALLET_MNEMONIC) "
                                         "and write the anchor into manifest.json")
     da.add_argument("dir", help="the dataset directory")
-    da.add_argument("--root", required=True, help="Root's address")
+    da.add_argument("--root", help="Root's address (default: the recorded deployment's, see `cocoon deploy`)")
     da.add_argument("--network", choices=NETWORKS, default="localnet")
-    da.add_argument("--url", help="API base URL (localnet/testnet/mainnet)")
+    da.add_argument("--url", help="API base URL (default on localnet: the recorded deployment's)")
     da.add_argument("--value", type=_ton, default=ANCHOR_FEE, metavar="TON",
                     help=f"TON to attach (at least {ANCHOR_FEE / 10**9:g}; the unspent part comes back)")
     da.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for Root's transaction")

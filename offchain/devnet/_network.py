@@ -79,6 +79,7 @@ class DevnetConfig:
     claim_threshold: str = "0.1"  # TON: providers claim what is above it
     claim_interval: float = 10.0
     localnet_state: str | None = None  # a state file: the chain outlives the run (None: in memory)
+    home: str | None = None  # COCOON_HOME of the deploy and of every child (None: workdir/home)
 
 
 class Devnet:
@@ -91,9 +92,11 @@ class Devnet:
         self.workdir = Path(workdir)
         self.config = config or DevnetConfig()
         self.progress = progress
+        self.home = Path(self.config.home).resolve() if self.config.home else (self.workdir / "home").resolve()
         # COCOON_DEVNET marks every child (a test finds any left behind by it in /proc)
         self.sup = Supervisor(self.workdir / "logs", env={**os.environ, "COCOON_LOCALNET_URL": "",
-                                                          "COCOON_DEVNET": str(self.workdir.resolve())})
+                                                          "COCOON_DEVNET": str(self.workdir.resolve()),
+                                                          "COCOON_HOME": str(self.home)})
         self.api_url = ""
         self.root = ""
         self.router: dict[str, Any] = {}
@@ -193,7 +196,7 @@ class Devnet:
                 run_script_async(
                     "deploy",
                     ["--network", "localnet", "--url", self.api_url, "--params", str(params)],
-                    env=wallet_env(FOUNDATION),
+                    env={**wallet_env(FOUNDATION), "COCOON_HOME": str(self.home)},  # recorded in self.home
                 )
             )
         self.root = dep.root.address.to_str(is_user_friendly=False)

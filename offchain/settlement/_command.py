@@ -61,6 +61,11 @@ def _verify(args: argparse.Namespace) -> int:
 
     if args.network is None and (args.root or args.url):
         raise ConfigError("--root and --url need --network (the chain to read the adopted root from)")
+    if args.network is not None:  # `cocoon deploy`'s record of that network, when there is one
+        from offchain.deployments import default_root, default_url
+
+        args.root = default_root(args.network, args.root, required=False)
+        args.url = default_url(args.network, args.url)
     folder = Path(args.dir) / str(args.epoch)
     inputs = read_inputs(folder)
     adopted = asyncio.run(_adopted(args, raw_address(inputs.pool))) if args.network else None

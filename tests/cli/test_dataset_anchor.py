@@ -201,5 +201,5 @@ def test_offline_usage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "no anchor" in capsys.readouterr().out
     assert main(["dataset", "verify", str(ds), "--root", "0:" + "42" * 32]) == 1
     assert one_error(capsys) == "error: --root and --url need --network (the chain to check the anchor on)"
-    with pytest.raises(SystemExit):
-        main(["dataset", "anchor", str(ds)])  # --root is required
+    assert main(["dataset", "anchor", str(ds)]) == 1  # no --root and no deployment recorded
+    assert "run `cocoon deploy --network localnet` first, or pass --root" in one_error(capsys)
