@@ -191,3 +191,30 @@ def test_devnet_records_into_its_own_home(tmp_path: Path) -> None:
         d.close()
     assert load_deployment("localnet") is None  # not the test's home either
     assert (repo_record.stat().st_mtime_ns if repo_record.exists() else None) == before
+
+
+def test_every_key_of_the_example_params_file_has_a_comment() -> None:
+    lines = (PROJECT_ROOT / "foundation.example.toml").read_text().splitlines()
+    for i, line in enumerate(lines):
+        if "=" in line and not line.lstrip().startswith("#"):
+            above = lines[i - 1].lstrip()
+            assert "#" in line or above.startswith("#"), f"line {i + 1} has no comment: {line}"
+
+
+async def test_the_example_params_file_deploys_on_localnet(localnet: LocalnetProcess) -> None:
+    from scripts.deploy import load_params, root_config
+    from wrappers.root import RootConfig
+
+    example = PROJECT_ROOT / "foundation.example.toml"
+    dep = await run_script_async(
+        "deploy", ["--network", "localnet", "--url", localnet.url, "--params", str(example)], env=env_for(OWNER)
+    )
+    assert dep.configured
+    rec = load_deployment("localnet")
+    assert rec is not None and rec["params"] == str(example) and rec["root"] == dep.root.address.to_str(False)
+    # the defaults its comments name are the deploy script's defaults
+    cfg = root_config(load_params(example), dep.root.address)
+    default = RootConfig(owner=dep.root.address, treasury=dep.root.address, provider_code=cfg.provider_code)
+    assert (cfg.compute_split, cfg.data_split, dict(cfg.roles), cfg.close_delay) == (
+        default.compute_split, default.data_split, dict(default.roles), default.close_delay
+    )
