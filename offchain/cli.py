@@ -106,6 +106,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Nam
 
     runners["dataset"] = add_dataset_command(sub)
     runners["epoch"] = __import__("offchain.settlement._command", fromlist=["_"]).add_epoch_command(sub)
+    from offchain.status import add_status_command
+
+    runners["status"] = add_status_command(sub)
 
     g = sub.add_parser("gateway", help="OpenAI-compatible HTTP API paid through a channel (config: TOML + env)")
     g.add_argument("--config", help="TOML config file")
