@@ -27,7 +27,7 @@ The shards load as-is: `pyarrow.parquet.read_table(path)` per shard or
 
 from __future__ import annotations
 
-from offchain.dataset._anchor import anchor_manifest, check_anchor, write_anchor
+from offchain.dataset._anchor import anchor_digest, anchor_manifest, check_anchor, check_anchor_digest, write_anchor
 from offchain.dataset._dataset import Dataset, Report, Row, verify_dataset
 from offchain.dataset._format import Anchor, Manifest, manifest_digest
 from offchain.dataset._writer import DatasetWriter
@@ -57,8 +57,10 @@ __all__ = [
     "Report",
     "Row",
     "UntrustedValidator",
+    "anchor_digest",
     "anchor_manifest",
     "check_anchor",
+    "check_anchor_digest",
     "manifest_digest",
     "verify_dataset",
     "write_anchor",

@@ -31,7 +31,7 @@ from wrappers.messages import AnchorDataset, DatasetAnchored
 from wrappers.opcodes import Op
 from wrappers.root import ANCHOR_FEE, Root
 
-__all__ = ["anchor_manifest", "check_anchor", "write_anchor"]
+__all__ = ["anchor_digest", "anchor_manifest", "check_anchor", "check_anchor_digest", "write_anchor"]
 
 _PARSE_ERRORS = (ValueError, IndexError, KeyError, TypeError)
 
@@ -89,6 +89,31 @@ async def anchor_manifest(
     if verify:
         await asyncio.to_thread(verify_dataset, path)
     digest = manifest_digest(Dataset.open(path).manifest)
+    anchor = await anchor_digest(sender, root, digest, value=value, query_id=query_id, timeout=timeout, chain=chain)
+    await asyncio.to_thread(write_anchor, path, anchor, digest=digest)
+    return anchor
+
+
+async def anchor_digest(
+    net_or_sender: NetworkProvider | Any,
+    root_address: Address | str,
+    digest: bytes,
+    *,
+    value: int = ANCHOR_FEE,
+    query_id: int = 0,
+    timeout: float = 60.0,
+    chain: ChainProvider | None = None,
+) -> Anchor:
+    """Put any 32-byte `digest` on chain through Root (one AnchorDataset) and return where
+    it landed, checked as `check_anchor_digest` would. `anchor_manifest` is this for a
+    dataset's manifest; a semantic index (offchain/index) anchors its own manifest's digest.
+
+    Raises:
+        ContractRefused, ProviderError, DatasetError: as `anchor_manifest`.
+    """
+    sender = net_or_sender.sender() if isinstance(net_or_sender, NetworkProvider) else net_or_sender
+    chain = chain or _chain(net_or_sender)
+    root = _raw_address(root_address)
     sent = await sender.send(to=Address(root), value=value, body=Root.anchor_dataset_body(digest, query_id))
     txs = await sent.wait_delivered(timeout=timeout)
     tx = next((t for t in txs if t.address == root), None)
@@ -102,9 +127,7 @@ async def anchor_manifest(
     why = _judge(tx, root, digest)
     if why is not None:
         raise DatasetError(why, where="anchor")
-    anchor = Anchor(network=chain.network, address=root, lt=tx.lt, tx_hash=tx.hash.hex())
-    await asyncio.to_thread(write_anchor, path, anchor, digest=digest)
-    return anchor
+    return Anchor(network=chain.network, address=root, lt=tx.lt, tx_hash=tx.hash.hex())
 
 
 def write_anchor(directory: str | os.PathLike[str], anchor: Anchor | None, *, digest: bytes | None = None) -> Manifest:
@@ -149,6 +172,17 @@ async def check_anchor(
     a = manifest.anchor
     if a is None:
         return "the manifest has no anchor (anchor it with `cocoon dataset anchor`)"
+    try:
+        digest = manifest_digest(manifest)
+    except ValueError as err:
+        return f"the manifest has no digest: {err}"
+    return await check_anchor_digest(chain_or_network, a, digest, root=root)
+
+
+async def check_anchor_digest(
+    chain_or_network: ChainProvider | NetworkProvider, a: Anchor, digest: bytes, *, root: Address | str | None = None
+) -> str | None:
+    """Whether anchor `a` holds for `digest` (see `check_anchor`): None, or why not."""
     chain = _chain(chain_or_network)
     if a.network != chain.network:
         return f"it is on {a.network}, not on {chain.network}"
@@ -158,10 +192,6 @@ async def check_anchor(
         return str(err)
     if root is not None and address != _raw_address(root):
         return f"it is on {address}, not on Root {_raw_address(root)}"
-    try:
-        digest = manifest_digest(manifest)
-    except ValueError as err:
-        return f"the manifest has no digest: {err}"
     tx_hash = bytes.fromhex(a.tx_hash)
     try:
         txs = await chain.get_transactions(address, limit=1, lt=a.lt, hash=tx_hash)
