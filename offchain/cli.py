@@ -106,6 +106,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Nam
 
     runners["dataset"] = add_dataset_command(sub)
     runners["epoch"] = __import__("offchain.settlement._command", fromlist=["_"]).add_epoch_command(sub)
+
+    from offchain.index._command import add_index_commands
+
+    runners.update(add_index_commands(sub))
     from offchain.status import add_status_command
 
     runners["status"] = add_status_command(sub)

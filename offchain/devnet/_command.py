@@ -24,14 +24,15 @@ from rich.console import Console
 from rich.table import Table
 
 from offchain.devnet._demo import (
+    Bought,
     DemoConfig,
     MoneyCheck,
-    Package,
     buy_package,
     demo_devnet_config,
     mark_chain,
     money_check,
     wait_settled,
+    write_client_profile,
 )
 from offchain.devnet._network import Devnet
 
@@ -107,6 +108,7 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
         if not check.balanced:
             console.print("[red]error: the books do not balance (see the table above)[/]")
             return 1
+        write_client_profile(net, workdir / "client.json")
         if args.serve:
             return _serve(net, console, args)
         return 0
@@ -115,21 +117,22 @@ def run_demo(args: argparse.Namespace, console: Console) -> int:
             net.close()
 
 
-def _package(net: Devnet, demo: DemoConfig, workdir: Path, stages: Stages) -> Package:
+def _package(net: Devnet, demo: DemoConfig, workdir: Path, stages: Stages) -> Bought:
     import asyncio
 
-    out = workdir / "index"
-    if out.exists():
-        out = workdir / time.strftime("index-%Y%m%d-%H%M%S")
+    out = workdir / "package"
+    if out.exists():  # --keep: the last run's package stays
+        out = workdir / time.strftime("package-%Y%m%d-%H%M%S")
     return asyncio.run(buy_package(net, demo, out, query=QUERY, progress=stages.update))
 
 
-def _print_summary(out: Console, net: Devnet, pkg: Package, m: MoneyCheck, elapsed: float) -> None:
+def _print_summary(out: Console, net: Devnet, pkg: Bought, m: MoneyCheck, elapsed: float) -> None:
     paid = Table(title="what the client paid (one channel)", title_justify="left")
     for c in ("", "units", "TON"):
         paid.add_column(c, justify="right" if c else "left")
     paid.add_row("data: crawl + relay", f"{pkg.pages} pages", ton(pkg.charged_data))
-    paid.add_row("compute: MiniLM embeddings (sealed)", f"{pkg.embedded} texts", ton(pkg.charged_compute))
+    paid.add_row(f"compute: MiniLM embeddings (sealed) on {pkg.workers} workers", f"{pkg.embedded} pages",
+                 ton(pkg.charged_compute))
     paid.add_row("[b]total[/]", "", f"[b]{ton(pkg.charged_compute + pkg.charged_data)}[/]")
     out.print(paid)
 
@@ -175,15 +178,17 @@ def _print_summary(out: Console, net: Devnet, pkg: Package, m: MoneyCheck, elaps
     if pkg.search:
         url, score = pkg.search[0]
         out.print(f'search "{QUERY}" through the network: {url} (score {score:.3f})')
-    out.print(f"\n[b]done in {elapsed:.0f}s[/]. Semantic index: {pkg.directory}  anchor: {pkg.anchor}")
+    out.print(f"\n[b]done in {elapsed:.0f}s[/]. Dataset + semantic index: {pkg.directory}")
+    out.print(f"anchored on chain: {pkg.anchor}")
     out.print(f"logs: {net.sup.workdir}   epochs: {net.epochs_dir}\n")
     out.print("next:\n"
               f"  cocoon dataset verify {pkg.directory}\n"
+              f"  cocoon index verify {pkg.directory}\n"
               f"  cocoon epoch show --dir {net.epochs_dir}\n"
               "  cocoon devnet --serve      (keeps the network up; then: cocoon search \"...\", cocoon status)")
 
 
-def _write_summary(path: Path, pkg: Package, m: MoneyCheck) -> None:
+def _write_summary(path: Path, pkg: Bought, m: MoneyCheck) -> None:
     """The books as JSON for scripts (nanoTON as integers)."""
     import dataclasses
     import json

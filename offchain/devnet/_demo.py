@@ -47,16 +47,17 @@ from wrappers.reward_pool import CLAIM_FEE, RewardPool
 from wrappers.root import Root
 
 __all__ = [
+    "Bought",
     "DemoConfig",
     "DemoError",
     "MoneyCheck",
-    "Package",
     "buy_package",
     "demo_devnet_config",
     "devnet_client",
     "mark_chain",
     "money_check",
     "wait_settled",
+    "write_client_profile",
 ]
 
 TON = 10**9
@@ -132,13 +133,14 @@ async def devnet_client(net: Devnet, store: Path, *, wallet: int | None = None,
 
 
 @dataclass
-class Package:
-    """What the client bought and holds: the channel, the dataset folder, the charges."""
+class Bought:
+    """What the client bought and holds: the channel, the package folder, the charges."""
 
     channel: str
     directory: Path
     pages: int
     embedded: int
+    workers: int
     charged_compute: int
     charged_data: int
     anchor: str | None = None
@@ -151,27 +153,41 @@ def crawl_spec(demo: DemoConfig) -> CrawlSpec:
 
 
 async def buy_package(net: Devnet, demo: DemoConfig, directory: Path, *, query: str | None = None,
-                      progress: Callable[[str], None] = lambda _: None) -> Package:
-    """Open a channel, buy the data + compute package into `directory`, optionally answer
-    `query` from it through the network, and close the channel cooperatively (the router
-    signs the final totals: the pool gets exactly the charge, the rest comes back)."""
+                      progress: Callable[[str], None] = lambda _: None) -> Bought:
+    """Open a channel, buy the data + compute package into `directory` (offchain.index),
+    optionally answer `query` from it through the network, and close the channel
+    cooperatively (the router signs the final totals: the pool gets exactly the charge, the
+    rest of the deposit comes back)."""
+    from offchain.index import buy_package as buy
+    from offchain.index import search
+
     store = directory.parent / f"{directory.name}.client.db"
     async with devnet_client(net, store) as client:
         progress("opening a channel")
         channel = await client.open_channel(deposit=demo.deposit)
-        progress("crawling through the data nodes")
-        dataset = await client.crawl(crawl_spec(demo), directory)
-        texts = [r.record.main_text[:2000] or r.record.url for r in dataset.records()]
-        progress(f"embedding {len(texts)} pages on the workers (sealed)")
-        batches = [texts[i:i + 4] for i in range(0, len(texts), 4)]
-        await asyncio.gather(*(client.embed(b, model=MODEL) for b in batches))
+        pkg = await buy(client, crawl_spec(demo), directory, model=MODEL, progress=progress)
+        hits: list[tuple[str, float]] = []
+        if query:
+            progress("search through the network")
+            hits = [(h.url, h.score) for h in await search(client, directory, query, k=3)]
         charged = (client.charged_compute, client.charged_data)
         progress("closing the channel cooperatively")
         await client.close_cooperative()
-    anchor = dataset.manifest.anchor
-    return Package(channel=channel, directory=directory, pages=len(texts), embedded=len(texts),
-                   charged_compute=charged[0], charged_data=charged[1],
-                   anchor=f"Root tx lt {anchor.lt}" if anchor else None)
+    a = pkg.manifest.anchor
+    return Bought(channel=channel, directory=directory, pages=pkg.pages, embedded=pkg.pages, workers=pkg.workers,
+                  charged_compute=charged[0], charged_data=charged[1],
+                  anchor=f"Root transaction lt {a.lt} ({a.tx_hash[:16]}…)" if a else None, search=hits)
+
+
+def write_client_profile(net: Devnet, path: Path) -> Path:
+    """The profile `cocoon search` uses on this devnet: the spare client wallet (the demo's, not
+    the gateway's) with a channel of its own, opened on first use."""
+    from offchain.client._profile import ClientProfile, write_profile
+
+    return write_profile(path, ClientProfile(
+        network="localnet", url=net.api_url, root=net.root, router_url=net.router["url"],
+        router=net.router["address"], router_key=net.router["router_key"], wallet=f"localnet:{net.client_wallet + 1}",
+        channel_key_file="search.key", store="search.db", deposit=TON))
 
 
 # ---- the chain's books ---------------------------------------------------------------------------
@@ -317,7 +333,7 @@ def _parties(net: Devnet, names: dict[str, str], client_wallet: str, treasury: s
     return party
 
 
-def money_check(net: Devnet, package: Package, marks: dict[str, Mark] | None = None) -> MoneyCheck:
+def money_check(net: Devnet, package: Bought, marks: dict[str, Mark] | None = None) -> MoneyCheck:
     """Read the books (see MoneyCheck) after `wait_settled`; with `marks` (`mark_chain` before
     the purchase) also every nanoTON that moved since, fees included."""
     names: dict[str, str] = {}
