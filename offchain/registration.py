@@ -1,4 +1,6 @@
-"""A provider agent's registration, shared by the worker (gpu) and the data node (bandwidth).
+"""A provider agent's registration, shared by the worker (gpu), the data node (bandwidth),
+and the router and validator when their config names a `stake` (`register_from_config`: so
+their share of each epoch lands in a Provider they can claim from).
 
 At start an agent makes its wallet's Provider of its role registered, active and holding the
 node key it runs with: it registers (staking from the wallet) when the Provider is not
@@ -22,7 +24,7 @@ from wrappers.opcodes import Op
 from wrappers.provider import PROVIDER_OP_FEE, PROVIDER_STORAGE_RESERVE, REGISTER_FEE, Provider, Role
 from wrappers.root import Root
 
-__all__ = ["ensure_registered"]
+__all__ = ["ensure_registered", "register_from_config"]
 
 log = logging.getLogger("cocoon.registration")
 
@@ -89,3 +91,15 @@ async def _wait_registered(net: NetworkProvider, p: Provider, timeout: float) ->
         if data.node_key or asyncio.get_running_loop().time() > deadline:
             return data
         await asyncio.sleep(0.2)
+
+
+async def register_from_config(cfg: Any, net: NetworkProvider, role: Role, key: SigningKey) -> Provider | None:
+    """`ensure_registered` for `role` with the config's `stake` (TON) and `endpoint`
+    (default `<role>://local`), or None when the config names no stake (nothing is sent)."""
+    if cfg.get("stake") is None:
+        return None
+    from scripts._common import parse_ton
+
+    root = Root.create_from_address(cfg.need("root"))
+    return await ensure_registered(net, root, role=role, key=key, stake=parse_ton(cfg.get("stake"), "stake"),
+                                   endpoint=str(cfg.get("endpoint", f"{role.name.lower()}://local")))

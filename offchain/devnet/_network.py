@@ -188,6 +188,8 @@ class Devnet:
             )
             + '[roles.gpu]\nmin_stake = "1"\ncooldown = 60\n'
             + '[roles.bandwidth]\nmin_stake = "1"\ncooldown = 60\n'
+            + '[roles.router]\nmin_stake = "1"\ncooldown = 60\n'
+            + '[roles.validator]\nmin_stake = "1"\ncooldown = 60\n'
         )
         self.progress("deploying Root and the RewardPool (the foundation's deploy script)")
         log = self.sup.workdir / "deploy.log"  # the script's tables go to its log, as every process's do
@@ -256,6 +258,8 @@ class Devnet:
                 "redeem_threshold": self.config.redeem_threshold,
                 "redeem_interval": self.config.redeem_interval,
                 "poll_interval": 0.3,
+                "stake": "2",  # its ROUTER Provider, which claims the router's share
+                "endpoint": "router://devnet",
                 **self._epoch_keys(),
                 **extra,
             },
@@ -347,6 +351,8 @@ class Devnet:
                 "router": self.router["address"],
                 "router_key": self.router["router_key"],
                 "model": self.config.models[0],
+                "stake": "2",  # its VALIDATOR Provider, which claims the validator's share
+                "endpoint": f"validator://devnet-{i}",
                 **({"ca_file": self.web["ca_file"]} if self.web else {}),
                 **({"settle": True} if self.config.settle else {}),
                 **self._epoch_keys(),

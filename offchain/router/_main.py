@@ -12,6 +12,7 @@
 epoch_seconds = 3600                  # the usage epoch its ledgers are kept by (validators settle each)
 epochs_dir = "epochs"                 # settled epochs: its ROUTER Provider (if registered) claims from there
 claim_threshold = "0.1"               # TON earned and unclaimed above which it claims
+stake = "10"                          # register (stake from the wallet) its ROUTER Provider at start
 
 `/healthz` is 503 while the directory has not completed a poll round for 3 poll intervals
 (at least 5 s); `/metrics` is listed in `offchain/router/_ops.py`.
@@ -32,6 +33,7 @@ from offchain.directory import Directory
 from offchain.errors import ConfigError
 from offchain.ops import running_ops
 from offchain.protocol.wire import wire_address
+from offchain.registration import register_from_config
 from offchain.router._ops import RouterCollector, router_health
 from offchain.router._server import Router, RouterConfig
 from offchain.router._store import RouterStore
@@ -52,6 +54,7 @@ async def run_router(cfg: AgentConfig, stop: asyncio.Event) -> None:
         wallet = net.sender()
         if wallet is None:
             raise ConfigError("the router needs a wallet: set WALLET_MNEMONIC")
+        await register_from_config(cfg, net, Role.ROUTER, key)  # with `stake`: its ROUTER Provider
         root = wire_address(cfg.need("root"))
         poll_interval = cfg.num("poll_interval", 1.0)
         directory = Directory(net.chain, root, db_path=data / "directory.db", poll_interval=poll_interval)

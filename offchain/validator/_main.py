@@ -24,6 +24,7 @@
     epochs_dir = "epochs"                 # where settled epochs are published (epochs/N/...); its
                                           # VALIDATOR Provider (if registered) claims from there
     claim_threshold = "0.1"               # TON earned and unclaimed above which it claims
+    stake = "10"                          # register (stake from the wallet) its VALIDATOR Provider at start
 
 `node.key` (in `data_dir`, made if missing) is the key Root's validator set must hold: it
 signs slashing orders and authenticates the validator's session to the router (which reads
@@ -45,6 +46,7 @@ from nacl.signing import SigningKey
 from offchain.agentkit import AgentConfig, node_key, open_network, write_ready
 from offchain.errors import ConfigError
 from offchain.protocol.wire import wire_address
+from offchain.registration import register_from_config
 from offchain.settlement._claimer import provider_claimer
 from offchain.ton.network import create_network_provider
 from offchain.validator._agent import Validator, ValidatorConfig
@@ -100,6 +102,8 @@ async def run_validator(cfg: AgentConfig, stop: asyncio.Event) -> None:
     channel_key = node_key(data / "channel.key")
     async with await open_network(cfg) as net:
         wallet = net.sender()
+        if wallet is not None:  # with `stake`: its VALIDATOR Provider, holding its node key
+            await register_from_config(cfg, net, Role.VALIDATOR, config.node_key)
         probe_mnemonic = os.environ.get("PROBE_WALLET_MNEMONIC")
         probe_net = net
         if probe_mnemonic:

@@ -1,5 +1,10 @@
 """`cocoon devnet` as a person runs it: a subprocess, its output, its files, its children.
 
+- The whole loop on a smaller network (1 worker, 2 validators with quorum 2, 2 data nodes,
+  6 pages), with `--serve`: the command prints the books balanced to the nanoTON (and writes
+  them as JSON), the semantic index verifies against the chain, `cocoon search` answers
+  through the running network with the page holding a known sentence first, and SIGINT then
+  stops the command and every process it started.
 - SIGINT in the middle of the start (agents half up) leaves no process behind either.
 
 Processes are found by the COCOON_DEVNET=<workdir> marker the devnet puts in every child's
@@ -8,6 +13,8 @@ environment, so a child that escaped its parent would still be found.
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -15,8 +22,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SENTENCE_QUERY = "coral reefs filmed by a remotely operated vehicle on the sea floor"
-SENTENCE_PAGE = "/science/deep-sea-survey"
 
 
 def leftovers(workdir: Path) -> list[int]:
@@ -77,3 +82,54 @@ def test_sigint_while_starting_leaves_no_process(tmp_path: Path) -> None:
         out = stop(proc, work) if proc.poll() is None else ""
     assert proc.returncode == 130, out
     assert "interrupted" in out, out
+
+
+def test_devnet_runs_the_whole_loop_and_serves(tmp_path: Path) -> None:
+    work = tmp_path / "devnet"
+    summary = tmp_path / "summary.json"
+    proc = cocoon("devnet", "--dir", str(work), "--home", str(tmp_path / "home"), "--workers", "1",
+                  "--datanodes", "2", "--validators", "2", "--threshold", "2", "--pages", "6",
+                  "--summary-json", str(summary), "--serve", env={**os.environ, "COLUMNS": "200"})
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        os.set_blocking(proc.stdout.fileno(), False)
+
+        def serving() -> bool:
+            while chunk := proc.stdout.readline():  # type: ignore[union-attr]
+                lines.append(chunk)
+            return any("OpenAI-compatible base URL" in x for x in lines)
+
+        wait_for("the demo finishes and the network serves", serving, 300, proc)
+        books = json.loads(summary.read_text())
+        right = books["claimed"] + books["unclaimed"] + books["protocol"] + sum(books["carries"].values()) \
+            + books["pots"]
+        assert books["balanced"] and books["deposited"] == right > 0, books
+        assert books["redeemed"] == books["charged_compute"] + books["charged_data"], books
+        assert books["charged_compute"] > 0 and books["charged_data"] > 0, books
+        roles = {e["role"] for e in books["earners"]}
+        assert {"gpu", "bandwidth", "router", "validator"} <= roles, books["earners"]
+        assert all(e["claimed"] > 0 for e in books["earners"] if e["earned"] > 50_000_000), books["earners"]
+
+        index = Path(books["index"])
+        home = {**os.environ, "COCOON_HOME": str(tmp_path / "home")}  # the devnet's recorded deployment
+        for what in (["dataset", "verify"], ["index", "verify"]):
+            verify = subprocess.run([sys.executable, "-m", "offchain.cli", *what, str(index), "--network", "localnet"],
+                                    cwd=ROOT, capture_output=True, text=True, timeout=120, env=home)
+            assert verify.returncode == 0, verify.stdout + verify.stderr
+            assert "checked" in verify.stdout, verify.stdout
+
+        # a sentence of one crawled content page: that page must come first
+        from offchain.dataset import Dataset
+
+        pages = [r.record for r in Dataset.open(index).records() if not r.record.url.endswith("/")]
+        page = max(pages, key=lambda r: len(r.main_text))
+        sentence = page.main_text.split(". ")[1]
+        search = subprocess.run([sys.executable, "-m", "offchain.cli", "search", sentence, "--dir", str(work),
+                                 "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=home)
+        assert search.returncode == 0, search.stdout + search.stderr
+        hits = json.loads(search.stdout)["hits"]
+        assert hits and hits[0]["url"] == page.url, (sentence, hits)
+    finally:
+        out = "".join(lines) + (stop(proc, work) if proc.poll() is None else "")
+    assert "balanced" in out, out
