@@ -25,6 +25,7 @@ from nacl.signing import SigningKey
 
 from offchain.deployments import home, load_deployment
 from offchain.errors import ConfigError
+from offchain.fsutil import write_atomic
 from offchain.ton.network import NetworkProvider, create_network_provider
 
 __all__ = ["AgentConfig", "load_config", "node_key", "open_network", "run_agent", "setup_logging", "write_ready"]
@@ -105,14 +106,7 @@ def node_key(path: Path | str, *, fresh: bool = False) -> SigningKey:
         except ValueError as err:
             raise ConfigError(f"node key file {p} does not hold a 32-byte hex seed") from err
     key = SigningKey.generate()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(bytes(key).hex())
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, p)
+    write_atomic(p, bytes(key).hex().encode(), mode=0o600)
     return key
 
 
@@ -125,11 +119,7 @@ def write_ready(path: Path | str | None, info: Mapping[str, Any]) -> None:
     """Atomically write `info` as JSON: a supervisor waits for this file, never for a delay."""
     if not path:
         return
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(".tmp")
-    tmp.write_text(json.dumps(dict(info)))
-    os.replace(tmp, p)
+    write_atomic(path, json.dumps(dict(info)).encode(), fsync=False)
 
 
 class _JsonFormatter(logging.Formatter):

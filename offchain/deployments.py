@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from offchain.errors import ConfigError
+from offchain.fsutil import write_atomic
 
 __all__ = [
     "HOME_ENV",
@@ -100,14 +101,7 @@ def record_deployment(network: str, data: Mapping[str, Any], home: Path | str | 
         record["deployed_at"] = old["deployed_at"]
     record.setdefault("deployed_at", now)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w") as f:
-            json.dump(record, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     except OSError as err:
         raise ConfigError(f"cannot record the {network} deployment in {path}: {err}") from err
     return path

@@ -24,6 +24,7 @@ from nacl.signing import SigningKey
 
 from offchain.client._client import ClientConfig, CocoonClient
 from offchain.errors import ConfigError
+from offchain.fsutil import write_atomic
 
 __all__ = ["ClientProfile", "open_profile_client", "read_profile", "write_profile"]
 
@@ -42,12 +43,7 @@ class ClientProfile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 def write_profile(path: str | os.PathLike[str], profile: ClientProfile) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(profile)) + b"\n")
-    os.replace(tmp, p)
-    return p
+    return write_atomic(path, msgspec.json.format(msgspec.json.encode(profile)) + b"\n")
 
 
 def read_profile(path: str | os.PathLike[str]) -> ClientProfile:
@@ -76,10 +72,7 @@ def _channel_key(path: Path, *, fresh: bool = False) -> SigningKey:
     if path.exists() and not fresh:
         return SigningKey(bytes.fromhex(path.read_text().strip()))
     key = SigningKey.generate()
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(bytes(key).hex() + "\n")
-    tmp.chmod(0o600)
-    os.replace(tmp, path)
+    write_atomic(path, (bytes(key).hex() + "\n").encode(), mode=0o600)
     return key
 
 

@@ -24,6 +24,7 @@ from pytoniq_core import Address
 from offchain.dataset._dataset import Dataset, verify_dataset
 from offchain.dataset._format import MANIFEST_FILE, Anchor, Manifest, manifest_digest
 from offchain.errors import ContractRefused, DatasetError, ProviderError
+from offchain.fsutil import write_atomic
 from offchain.ton._chain_types import ChainTx
 from offchain.ton.network import ChainProvider, NetworkProvider
 from offchain.ton.transaction import raw
@@ -146,10 +147,7 @@ def write_anchor(directory: str | os.PathLike[str], anchor: Anchor | None, *, di
     if digest is not None and manifest_digest(manifest) != digest:
         raise DatasetError(f"the manifest changed while its digest {digest.hex()} was being anchored", where="anchor")
     manifest = msgspec.structs.replace(manifest, anchor=anchor)
-    target = path / MANIFEST_FILE
-    tmp = target.with_name(f"{MANIFEST_FILE}.{os.getpid()}.tmp")
-    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
-    os.replace(tmp, target)
+    write_atomic(path / MANIFEST_FILE, msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
     return manifest
 
 

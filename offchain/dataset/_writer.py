@@ -29,6 +29,7 @@ from offchain.dataset._format import (
     manifest_digest,
     shard_name,
 )
+from offchain.fsutil import write_atomic
 from offchain.protocol import rfc6962
 from offchain.protocol.provenance import SignedRecord, canonical_json, record_fields, verify_record
 
@@ -45,12 +46,6 @@ def host_of(url: str) -> str:
         return urlsplit(url).hostname or ""
     except ValueError:
         return ""
-
-
-def _replace_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 class DatasetWriter:
@@ -175,11 +170,11 @@ class DatasetWriter:
             msgspec.json.encode(ProofLine(index=i, proof=[p.hex() for p in proof]))
             for i, proof in enumerate(rfc6962.inclusion_proofs(leaves))
         )
-        _replace_atomically(self.directory / PROOFS_FILE, b"".join(line + b"\n" for line in lines))
+        write_atomic(self.directory / PROOFS_FILE, b"".join(line + b"\n" for line in lines))
         sigs = [ValidatorSignature(validator=k.verify_key.encode().hex(), signature=k.sign(digest).signature.hex())
                 for k in signers] + list(signatures)
         manifest = msgspec.structs.replace(manifest, signatures=sigs)
-        _replace_atomically(self.directory / MANIFEST_FILE, msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
+        write_atomic(self.directory / MANIFEST_FILE, msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
         self._finished = True
         return manifest
 

@@ -338,9 +338,11 @@ class Devnet:
     def validator_wallet(self, i: int) -> int:
         return FIRST_WORKER + self.config.workers + 2 + 2 * i
 
-    def start_validator(self, i: int = 0, *, wait: bool = True, **extra: Any) -> Proc:
+    def start_validator(self, i: int = 0, *, module: str = "offchain.cli", env: dict[str, str] | None = None,
+                        wait: bool = True, **extra: Any) -> Proc:
         """Validator `i` (its node key made at deploy; wallets `validator_wallet(i)` and the
-        next one for probes); `extra` goes into its config (probe_interval, fraud_*, ...)."""
+        next one for probes); `extra` goes into its config (probe_interval, fraud_*, ...).
+        `module` runs instead of the `cocoon` command (a test's dissenting validator)."""
         self.progress(f"validator {i} (opens its probe channel)")
         probe = wallet_env(self.validator_wallet(i) + 1)
         p = self._agent(
@@ -361,7 +363,9 @@ class Devnet:
             },
             self.validator_wallet(i),
             120,
-            env={"PROBE_WALLET_MNEMONIC": probe["WALLET_MNEMONIC"], "PROBE_WALLET_VERSION": probe["WALLET_VERSION"]},
+            module=module,
+            env={"PROBE_WALLET_MNEMONIC": probe["WALLET_MNEMONIC"], "PROBE_WALLET_VERSION": probe["WALLET_VERSION"],
+                 **(env or {})},
             wait=wait,
         )
         if p not in self.validators:

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from offchain.dataset import Anchor, Dataset, manifest_digest
 from offchain.errors import DatasetError
+from offchain.fsutil import temp_path, write_atomic
 
 __all__ = [
     "EMBEDDINGS_FILE",
@@ -98,12 +99,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _schema(dim: int) -> pa.Schema:
     return pa.schema([("record", pa.int64()), ("url", pa.string()), ("record_hash", pa.string()),
                       ("vector", pa.list_(pa.float32(), dim))])
@@ -135,19 +130,19 @@ def write_index(directory: str | os.PathLike[str], vectors: np.ndarray, *, model
         "record_hash": pa.array([r.stored_hash for r in rows], pa.string()),
         "vector": pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1), pa.float32()), dim),
     }, schema=_schema(dim))
-    tmp = out / f".{EMBEDDINGS_FILE}.tmp"
+    tmp = temp_path(out / EMBEDDINGS_FILE)
     pq.write_table(table, tmp)
     os.replace(tmp, out / EMBEDDINGS_FILE)
     flat = faiss.IndexFlatIP(dim)  # exact search: deterministic, and a few thousand pages need no more
     flat.add(v)
-    _write_atomic(out / VECTORS_FILE, faiss.serialize_index(flat).tobytes())
+    write_atomic(out / VECTORS_FILE, faiss.serialize_index(flat).tobytes())
     manifest = IndexManifest(
         format="cocoon-index/1", dataset=manifest_digest(ds.manifest).hex(), model=model,
         model_hash=model_hash.hex(), dim=dim, count=len(rows), metric="inner_product",
         embeddings_sha256=_sha256(out / EMBEDDINGS_FILE), vectors_sha256=_sha256(out / VECTORS_FILE),
         receipts=list(receipts), compute_cost=compute_cost,
     )
-    _write_atomic(out / INDEX_FILE, msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
+    write_atomic(out / INDEX_FILE, msgspec.json.format(msgspec.json.encode(manifest)) + b"\n")
     return manifest
 
 
@@ -167,7 +162,7 @@ def write_index_anchor(directory: str | os.PathLike[str], anchor: Anchor, digest
     if index_digest(m) != digest:
         raise DatasetError("the index manifest changed while it was being anchored", where=INDEX_FILE)
     m = msgspec.structs.replace(m, anchor=anchor)
-    _write_atomic(Path(directory) / INDEX_DIR / INDEX_FILE, msgspec.json.format(msgspec.json.encode(m)) + b"\n")
+    write_atomic(Path(directory) / INDEX_DIR / INDEX_FILE, msgspec.json.format(msgspec.json.encode(m)) + b"\n")
     return m
 
 

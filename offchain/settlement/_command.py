@@ -1,6 +1,11 @@
-"""`cocoon epoch verify N [--dir epochs] [--network NAME --url URL --root ADDR]`.
+"""`cocoon epoch show [N] [--dir epochs] [--json]` and
+`cocoon epoch verify N [--dir epochs] [--network NAME --url URL --root ADDR]`.
 
-Offline: settles epochs/N/inputs.json again and compares the tree and every provider's
+show: what the published epochs paid: one line per epoch, then epoch N's (default: the
+latest) split per role and every provider's amount and cumulative total, from
+epochs/N/result.json (what the validators signed); `--json` prints that summary.
+
+verify, offline: settles epochs/N/inputs.json again and compares the tree and every provider's
 entry with result.json and tree.json. With `--network`, also with the root the pool
 (inputs.json's `pool`) adopted for epoch N; with `--root`, the pool must be that Root's.
 A table and exit 0 when everything matches; one line naming every difference and exit 1
@@ -105,13 +110,95 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _published(directory: Path) -> list[int]:
+    """The epochs published under `directory` (a whole epoch has its result.json), sorted."""
+    if not directory.is_dir():
+        raise SettlementError(f"{directory}: no such epochs folder (validators publish there; see --dir)")
+    return sorted(int(p.name) for p in directory.iterdir()
+                  if p.name.isdigit() and (p / "result.json").is_file())
+
+
+def _read_result(folder: Path) -> dict[str, Any]:
+    import json
+
+    path = folder / "result.json"
+    try:
+        doc = json.loads(path.read_bytes())
+    except OSError as err:
+        raise SettlementError(f"{path}: cannot read it ({err.strerror or err})") from err
+    except ValueError as err:
+        raise SettlementError(f"{path}: not JSON ({err})") from err
+    if not isinstance(doc, dict) or not {"epoch", "roles", "providers", "protocol"} <= doc.keys():
+        raise SettlementError(f"{path}: not an epoch result (no epoch/roles/providers/protocol)")
+    return doc
+
+
+def _show(args: argparse.Namespace) -> int:
+    import json
+    import sys
+
+    directory = Path(args.dir)
+    epochs = _published(directory)
+    if not epochs:
+        raise SettlementError(f"{directory}: no epoch published yet")
+    n = epochs[-1] if args.epoch is None else args.epoch
+    if n not in epochs:
+        raise SettlementError(f"epoch {n} is not published under {directory} (published: "
+                              f"{epochs[0]}..{epochs[-1]})")
+    doc = _read_result(directory / str(n))
+    if args.json:
+        for p in doc["providers"]:
+            p.pop("proof", None)
+        doc.pop("report", None)
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return 0
+    if args.epoch is None and len(epochs) > 1:
+        t = Table(title=f"published epochs ({directory})", title_justify="left")
+        for col in ("epoch", "compute consumed", "data consumed", "protocol", "root total", "leaves", "refused"):
+            t.add_column(col, justify="right")
+        for e in epochs:
+            d = _read_result(directory / str(e))
+            t.add_row(str(e), f"{d['compute_consumed']:,}", f"{d['data_consumed']:,}", f"{d['protocol']:,}",
+                      f"{d['root_total']:,}", str(len(d["providers"])), str(len(d["refused"])))
+        _print(t)
+    roles = Table(title=f"epoch {n}: the split per role (nanoTON)", title_justify="left")
+    for col in ("role", "share", "carry in", "allocated", "dust (carry out)", "work weight", "providers"):
+        roles.add_column(col, justify="left" if col == "role" else "right")
+    for r in doc["roles"]:
+        roles.add_row(r["name"], f"{r['share']:,}", f"{r['carry_in']:,}", f"{r['allocated']:,}", f"{r['dust']:,}",
+                      f"{r['weight']:,}", str(r["providers"]))
+    roles.add_row("protocol", f"{doc['protocol']:,}", "", "", "", "", "")
+    _print(roles)
+    names = {r["role"]: r["name"] for r in doc["roles"]}
+    allocated = {r["role"]: r["allocated"] for r in doc["roles"]}
+    prov = Table(title=f"epoch {n}: providers (cumulative = what the tree lets each claim in all)",
+                 title_justify="left")
+    for col in ("provider", "role", "this epoch", "of the role", "cumulative"):
+        prov.add_column(col, justify="left" if col in ("provider", "role") else "right", overflow="fold")
+    for p in sorted(doc["providers"], key=lambda p: (p["role"], -p["amount"])):
+        part = allocated.get(p["role"]) or 0
+        prov.add_row(p["provider"], names.get(p["role"], str(p["role"])), f"{p['amount']:,}",
+                     f"{100 * p['amount'] / part:.1f}%" if part else "-", f"{p['cumulative']:,}")
+    _print(prov)
+    for r in doc["refused"]:
+        Console().print(f"[red]refused[/] ledger of router {r['router']} for {r['provider']}: "
+                        + "; ".join(r["problems"]))
+    Console().print(f"merkle root {doc['merkle_root']}, report {doc['report_hash']}; "
+                    f"re-check: cocoon epoch verify {n} --dir {directory}")
+    return 0
+
+
 def add_epoch_command(
     sub: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> Callable[[argparse.Namespace], int]:
     from offchain.ton.network import NETWORKS
 
-    e = sub.add_parser("epoch", help="epoch settlements: re-check a published epoch (epochs/N/)")
+    e = sub.add_parser("epoch", help="epoch settlements: show or re-check published epochs (epochs/N/)")
     esub = e.add_subparsers(dest="epoch_command", required=True)
+    s = esub.add_parser("show", help="what the published epochs paid, per role and per provider")
+    s.add_argument("epoch", type=int, nargs="?", help="the epoch number N (default: the latest published)")
+    s.add_argument("--dir", default="epochs", help="the epochs folder (default: epochs)")
+    s.add_argument("--json", action="store_true", help="epoch N's summary as JSON (without proofs)")
     v = esub.add_parser("verify", help="settle epochs/N/inputs.json again; compare with result.json, tree.json "
                                        "and (--network) the root the pool adopted")
     v.add_argument("epoch", type=int, help="the epoch number N")
@@ -119,4 +206,4 @@ def add_epoch_command(
     v.add_argument("--network", choices=NETWORKS, help="also compare with the root the pool adopted on this network")
     v.add_argument("--url", help="API base URL (localnet/testnet/mainnet)")
     v.add_argument("--root", help="the Root whose reward pool the epoch's pool must be")
-    return _verify
+    return lambda args: (_show if args.epoch_command == "show" else _verify)(args)

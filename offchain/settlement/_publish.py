@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from pytoniq_core import Address
 
+from offchain.fsutil import write_atomic
 from offchain.protocol.merkle import MerkleProof, proof_from_json
 from offchain.settlement._core import EpochResult, settle
 from offchain.settlement._inputs import (
@@ -72,15 +72,6 @@ def tree_document(result: EpochResult) -> dict[str, Any]:
     }
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _json(doc: Any) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
@@ -97,9 +88,9 @@ def publish(result: EpochResult, inputs: EpochInputs, directory: Path | str) -> 
     folder = Path(directory) / str(result.epoch)
     folder.mkdir(parents=True, exist_ok=True)
     canonical = encode_inputs(inputs)
-    _write_atomic(folder / "inputs.json", msgspec.json.format(canonical, indent=2) + b"\n")
-    _write_atomic(folder / "tree.json", _json(tree_document(result)))
-    _write_atomic(folder / "result.json", _json(result_document(result)))
+    write_atomic(folder / "inputs.json", msgspec.json.format(canonical, indent=2) + b"\n")
+    write_atomic(folder / "tree.json", _json(tree_document(result)))
+    write_atomic(folder / "result.json", _json(result_document(result)))
     return folder
 
 

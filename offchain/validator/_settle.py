@@ -19,14 +19,21 @@ One epoch (`settle_epoch(usage_epoch)`), router epoch = int(clock) // epoch_seco
 3. the pool's books (get_pool_data / get_pool_roles / get_pool_config): consumed = the pots;
    the previous leaves from this validator's published epoch `pool.epoch` (its tree must be
    the one the pool holds); an epoch with nothing in the pots and nothing carried (or no work
-   in the ledger) is skipped;
+   in the ledger) is skipped; revenue that came in before the ledger naming its work (a
+   client's cooperative close can pay before its work's epoch ends) is consumed into the
+   roles' carries, which the next ledger with work allocates;
 4. `settle`, `sign_report` with this node key; with the pool's threshold 1 the report is
    posted from this validator's wallet; above 1, `ReportSignature`s go through the router to
    the other validators, a signature counts only for a byte-identical result (the same
    `digest()`), a validator whose digest differs is named in the log, and whoever reaches
-   the quorum submits (a second submission is refused by the pool, harmlessly);
-5. once the pool adopted the report (its epoch and root), `publish` to `epochs_dir`, and the
-   accepted ledgers' earnings are credited against their routers' deposits.
+   the quorum submits (a second submission is refused by the pool, harmlessly); the wait
+   ends at `quorum_timeout` or the next boundary, whichever comes first, so that validators
+   that missed a quorum settle the next epoch in step;
+5. once the pool adopted the report (its epoch and root), the accepted ledgers' earnings are
+   credited against their routers' deposits (once per epoch, in settle.db), then `publish`
+   to `epochs_dir`. An epoch adopted without this validator (it was away, or missed the
+   quorum) is credited from its published inputs before the next round, so every validator
+   subtracts the same credits and computes the same bytes again.
 
 Reputations weigh gpu and bandwidth work only with threshold 1 (this validator's books are
 then the only word); with a quorum every validator settles unweighted, so that honest ones
@@ -38,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -83,6 +91,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deposits (src TEXT PRIMARY KEY, compute INTEGER NOT NULL, data INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS channel_router (channel TEXT PRIMARY KEY, router TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS credited (router TEXT PRIMARY KEY, compute INTEGER NOT NULL, data INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS credited_epochs (epoch INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS settled (
     usage_epoch INTEGER PRIMARY KEY, epoch INTEGER, status TEXT NOT NULL, detail TEXT NOT NULL DEFAULT ''
 );
@@ -126,12 +135,26 @@ class SettleStore(CursorStore):
             out[router] = Redeemed(compute=max(0, c - cc), data=max(0, d - cd))
         return out
 
-    def credit(self, router: str, compute: int, data: int) -> None:
-        self.db.execute(
-            "INSERT INTO credited (router, compute, data) VALUES (?, ?, ?) ON CONFLICT (router) DO UPDATE SET "
-            "compute = compute + excluded.compute, data = data + excluded.data",
-            (router, compute, data),
-        )
+    def credit_epoch(self, epoch: int, credits: dict[str, tuple[int, int]]) -> bool:
+        """Credit adopted epoch `epoch`'s ledgers to their routers (router -> compute, data),
+        once: False (nothing changed) if it was credited before. One transaction."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            if self.db.execute("SELECT 1 FROM credited_epochs WHERE epoch = ?", (epoch,)).fetchone():
+                return False
+            self.db.execute("INSERT INTO credited_epochs (epoch) VALUES (?)", (epoch,))
+            for router, (compute, data) in credits.items():
+                self.db.execute(
+                    "INSERT INTO credited (router, compute, data) VALUES (?, ?, ?) ON CONFLICT (router) DO UPDATE "
+                    "SET compute = compute + excluded.compute, data = data + excluded.data",
+                    (router, compute, data),
+                )
+        return True
+
+    def credited_through(self) -> int:
+        """The highest adopted epoch whose ledgers are credited (0: none)."""
+        row = self.db.execute("SELECT MAX(epoch) FROM credited_epochs").fetchone()
+        return int(row[0] or 0)
 
     def record(self, usage_epoch: int, epoch: int | None, status: str, detail: str = "") -> None:
         self.db.execute(
@@ -148,6 +171,9 @@ class SettleStore(CursorStore):
             "SELECT epoch, status, detail FROM settled WHERE usage_epoch = ?", (usage_epoch,)
         ).fetchone()
         return None if row is None else (row[0], row[1], row[2])
+
+
+UNADOPTED_KEPT = 16  # the latest results without a quorum kept for operators (`unadopted/`)
 
 
 @dataclass
@@ -168,6 +194,18 @@ class _Round:
     result: EpochResult | None = None
     seen: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    named: set[bytes] = field(default_factory=set)  # validators logged as signing another result
+    validators: set[int] = field(default_factory=set)  # Root's validator set (known with our result)
+
+    def name_dissent(self, epoch: int, key: bytes, theirs: bytes) -> None:
+        """Log (once per validator) that `key` signed a result other than ours."""
+        if self.result is None or key in self.named or int.from_bytes(key, "big") not in self.validators:
+            return
+        ours = self.result.digest()
+        if theirs != ours:
+            self.named.add(key)
+            log.warning("epoch %d: validator %s signed another result (digest %s, ours %s): not counted",
+                        epoch, key.hex(), theirs.hex()[:16], ours.hex()[:16])
 
 
 class Settler:
@@ -227,7 +265,9 @@ class Settler:
                     log.exception("usage epoch %d not settled", ended)
                     self._record(ended, None, "failed", repr(err))
                 last = ended
-            next_at = (self.epoch() + 1) * self.config.epoch_seconds + self.config.grace
+            # when the epoch after `last` ends, counted from `last` and not from the clock: a
+            # round that waited up to the boundary must not skip the epoch that just ended
+            next_at = (last + 2) * self.config.epoch_seconds + self.config.grace
             await asyncio.sleep(max(0.05, next_at - self.clock()))
 
     def _record(self, usage_epoch: int, epoch: int | None, status: str, detail: str = "") -> None:
@@ -288,11 +328,23 @@ class Settler:
             raise SettlementError(f"{folder} is not the tree the pool adopted for epoch {pool_epoch}")
         return prev.books()["previous"]
 
+    def _credit_adopted(self, pool_epoch: int) -> None:
+        """Credit every adopted epoch up to `pool_epoch` that this validator did not see
+        adopted itself (it was away, or another quorum posted it), from the published inputs,
+        so that every validator subtracts the same credits from the same deposits."""
+        for e in range(self.store.credited_through() + 1, pool_epoch + 1):
+            try:
+                inputs = read_inputs(self.config.epochs_dir / str(e))
+            except SettlementError as err:
+                raise SettlementError(
+                    f"epoch {e} was adopted, but its inputs are not in {self.config.epochs_dir}: {err}"
+                ) from err
+            if self.store.credit_epoch(e, _credits(inputs, settle(inputs))):
+                log.info("epoch %d (adopted while this validator was not settling it): ledgers credited", e)
+
     async def build_inputs(self, ledger: RouterLedger, threshold: int) -> EpochInputs | None:
         """The epoch's inputs from the chain and `ledger`; None if there is nothing to settle:
-        the pots are empty and either no role carries anything or the ledger names no work.
-        (Revenue redeemed before its usage epoch closed was consumed into the carries by the
-        report of that moment; the next ledger with the work allocates it, with empty pots.)"""
+        the pots are empty and either no role carries anything or the ledger names no work."""
         await self.sync_deposits()
         pool = await self.pool()
         pp = self._open(pool)
@@ -302,6 +354,7 @@ class Settler:
         roles = await pool.get_pool_roles(pp)
         config = await pool.get_pool_config(pp)
         previous = await self._previous(data.epoch, data.merkle_root)
+        self._credit_adopted(data.epoch)
         validators = sorted({r.provider for r in ledger.rows if r.model == CRAWL_MODEL})
         validator_providers = {v: await self._provider_of(v, Role.VALIDATOR) for v in validators}
         models = sorted({r.model for r in ledger.rows if r.model not in (RELAY_MODEL, CRAWL_MODEL)})
@@ -354,25 +407,41 @@ class Settler:
             signatures = await self._quorum(result, signatures, config.threshold, set(config.validators))
             if signatures is None:
                 self._record(usage_epoch, inputs.epoch, "no_quorum")
+                self._keep_unadopted(result, inputs, usage_epoch)
                 return None
         adopted = await self._post(result, signatures)
         if not adopted:
             self._record(usage_epoch, inputs.epoch, "refused")
             return None
-        publish(result, inputs, self.config.epochs_dir)
-        for g in inputs.ledgers:
-            if any(x.router == g.router for x in result.refused):
-                continue
-            compute = sum(r.earned for r in g.rows if r.model not in (RELAY_MODEL, CRAWL_MODEL))
-            data = sum(r.earned for r in g.rows if r.model in (RELAY_MODEL, CRAWL_MODEL))
-            self.store.credit(wire_address(g.router), compute, data)
+        # the chain adopted it: the credit first (our books), then the files (others' view)
+        self.store.credit_epoch(inputs.epoch, _credits(inputs, result))
         self._record(usage_epoch, inputs.epoch, "adopted")
+        try:
+            publish(result, inputs, self.config.epochs_dir)
+        except OSError as err:  # adopted all the same; the next epoch needs these files (it says so)
+            log.error("epoch %d adopted, but publishing it to %s failed: %s", inputs.epoch, self.config.epochs_dir, err)
         log.info(
             "epoch %d adopted (usage epoch %d): root %s, total %d, protocol %d, published in %s",
             inputs.epoch, usage_epoch, result.summary.merkle_root[:16], result.tree.root_total,
             result.summary.protocol, self.config.epochs_dir / str(inputs.epoch),
         )
         return result
+
+    def _keep_unadopted(self, result: EpochResult, inputs: EpochInputs, usage_epoch: int) -> None:
+        """A result that reached no quorum, kept as a published epoch would be (under
+        `unadopted/U/N/` beside this validator's store) so that an operator can compare it
+        with another validator's: `cocoon epoch verify N --dir .../unadopted/U` re-checks it."""
+        kept = self.store.path.parent / "unadopted"
+        folder = kept / str(usage_epoch)
+        try:
+            publish(result, inputs, folder)
+            old = sorted((p for p in kept.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+            for p in old[:-UNADOPTED_KEPT]:  # a long outage must not fill the disk
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError as err:
+            log.warning("epoch %d: could not keep the unadopted result in %s: %s", result.epoch, folder, err)
+            return
+        log.info("epoch %d: this validator's result is kept in %s", result.epoch, folder / str(result.epoch))
 
     async def _adopted(self, result: EpochResult) -> bool:
         pool = await self.pool()
@@ -400,6 +469,7 @@ class Settler:
         rnd = self._rounds.setdefault(frame.epoch, _Round())
         rnd.seen[frame.key] = (frame.digest, frame.signature)
         rnd.changed.set()
+        rnd.name_dissent(frame.epoch, frame.key, frame.digest)  # also after our quorum: on record
         for e in [e for e in self._rounds if e < frame.epoch - 4]:
             self._rounds.pop(e, None)
 
@@ -413,12 +483,16 @@ class Settler:
         report_hash = result.report.to_cell().hash
         me = int.from_bytes(self.public_key, "big")
         rnd = self._rounds.setdefault(result.epoch, _Round())
-        rnd.result = result
+        rnd.result, rnd.validators = result, validators
         await self.send_signature(
             ReportSignature(epoch=result.epoch, digest=digest, key=self.public_key, signature=mine[me])
         )
-        named: set[bytes] = set()
-        deadline = self.clock() + self.config.quorum_timeout
+        for key, (d, _) in rnd.seen.items():  # what arrived before our result was in
+            rnd.name_dissent(result.epoch, key, d)
+        # never past the next boundary: there every validator settles the next router epoch,
+        # and one still waiting here would sign it out of step with the others for good
+        boundary = (self.epoch() + 1) * self.config.epoch_seconds
+        deadline = min(self.clock() + self.config.quorum_timeout, boundary)
         while True:
             good = dict(mine)
             for key, (d, sig) in rnd.seen.items():
@@ -426,12 +500,7 @@ class Settler:
                 if k not in validators:
                     continue
                 if d != digest:
-                    if key not in named:
-                        named.add(key)
-                        log.warning(
-                            "epoch %d: validator %s signed another result (digest %s, ours %s): not counted",
-                            result.epoch, key.hex(), d.hex()[:16], digest.hex()[:16],
-                        )
+                    rnd.name_dissent(result.epoch, key, d)
                     continue
                 try:
                     VerifyKey(key).verify(report_hash, sig)
@@ -447,13 +516,28 @@ class Settler:
             left = deadline - self.clock()
             if left <= 0:
                 log.warning(
-                    "epoch %d: %d of %d signatures after %.0f s; no report", result.epoch, len(good), threshold,
-                    self.config.quorum_timeout,
+                    "epoch %d: %d of %d signatures by the %s; no report", result.epoch, len(good), threshold,
+                    "next boundary" if deadline == boundary else f"quorum timeout ({self.config.quorum_timeout:.0f} s)",
                 )
                 return None
             rnd.changed.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(rnd.changed.wait(), min(1.0, left))
+
+
+def _credits(inputs: EpochInputs, result: EpochResult) -> dict[str, tuple[int, int]]:
+    """What an adopted epoch credits to each router whose ledger it accepted: the ledger's
+    (compute, data) earnings, which its router's later deposits no longer back."""
+    out: dict[str, tuple[int, int]] = {}
+    refused = {x.router for x in result.refused}
+    for g in inputs.ledgers:
+        if g.router in refused:
+            continue
+        compute = sum(r.earned for r in g.rows if r.model not in (RELAY_MODEL, CRAWL_MODEL))
+        data = sum(r.earned for r in g.rows if r.model in (RELAY_MODEL, CRAWL_MODEL))
+        c, d = out.get(wire_address(g.router), (0, 0))
+        out[wire_address(g.router)] = (c + compute, d + data)
+    return out
 
 
 def _log_table(result: EpochResult) -> None:

@@ -3,6 +3,7 @@ read-only, as an operator would), the gateway as an `openai` client, bounded pol
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import time
@@ -12,12 +13,19 @@ from typing import Any
 
 import openai
 from nacl.signing import SigningKey
+from pytoniq_core import Address
 
 from offchain.client import ClientConfig, CocoonClient
 from offchain.devnet import Devnet, wallet_env
+from offchain.devnet._network import FOUNDATION
+from offchain.protocol.wire import CrawlSpec
 from offchain.ton.network import create_network_provider
+from wrappers.provider import Provider
+from wrappers.reward_pool import RewardPool
+from wrappers.root import Root
 
 MODEL = "all-MiniLM-L6-v2"
+TON = 10**9
 
 
 def logs(net: Devnet) -> str:
@@ -84,3 +92,56 @@ def wait_until(what: str, net: Devnet, check: Callable[[], Any], timeout: float 
 def wait_log(net: Devnet, name: str, text: str, timeout: float = 30.0) -> None:
     """Until process `name` logs `text` (within its last 400 lines)."""
     wait_until(f"{name} logs {text!r}", net, lambda: text in net.sup.procs[name].output(400), timeout)
+
+
+# ---- the chain and the epochs ---------------------------------------------------------------------
+async def _chain(net: Devnet, fn: Any) -> Any:
+    """`fn(network provider)` on the devnet's chain (the foundation wallet)."""
+    async with await create_network_provider("localnet", base_url=net.api_url, env=wallet_env(FOUNDATION)) as n:
+        return await fn(n)
+
+
+def chain(net: Devnet, fn: Any) -> Any:
+    """`_chain`, from synchronous test code."""
+    return asyncio.run(_chain(net, fn))
+
+
+async def pool_of(n: Any, root: str) -> RewardPool:
+    params = await Root.create_from_address(Address(root)).get_params(n.open(Root.create_from_address(Address(root))))
+    return RewardPool.create_from_address(params.reward_pool)
+
+
+def pool_books(net: Devnet) -> tuple[Any, Any]:
+    """The reward pool's (get_pool_data, get_pool_roles)."""
+    async def read(n: Any) -> tuple[Any, Any]:
+        pool = await pool_of(n, net.root)
+        return await pool.get_pool_data(n.open(pool)), await pool.get_pool_roles(n.open(pool))
+
+    return chain(net, read)
+
+
+def claimed(net: Devnet, provider: str) -> int:
+    """What `provider` (a Provider contract) has claimed from the pool."""
+    async def read(n: Any) -> int:
+        p = Provider.create_from_address(Address(provider))
+        return (await p.get_provider_data(n.open(p))).claimed
+
+    return chain(net, read)
+
+
+async def buy(net: Devnet, spec: CrawlSpec, out: Path, store: Path) -> tuple[str, int]:
+    """One crawl from a fresh client on the spare wallet; (its channel, what it was charged)."""
+    async with fresh_client(net, store) as client:
+        channel = await client.open_channel(deposit=15 * TON)
+        await client.crawl(spec, out, max_cost=12 * TON, anchor=False)
+        assert client.last_crawl is not None and client.last_crawl.records >= 3, client.last_crawl
+        # the voucher covered the crawl's budget, more than it cost: the router cannot redeem
+        # it; the cooperative close pays the pool exactly the charge
+        await client.close_cooperative()
+        return channel, client.charged_data
+
+
+def published(net: Devnet) -> list[int]:
+    """The epochs the validators published (those with a result.json), sorted."""
+    assert net.epochs_dir is not None
+    return sorted(int(p.name) for p in Path(net.epochs_dir).glob("*") if (p / "result.json").exists())

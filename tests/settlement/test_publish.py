@@ -158,3 +158,42 @@ def test_cli_verify_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[s
     with pytest.raises(SystemExit) as info:
         main(["epoch", "verify", "one"])
     assert info.value.code == 2
+
+
+def test_cli_show_lists_the_epochs_and_details_the_latest(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    _published(tmp_path, epoch=1)
+    _, result, _ = _published(tmp_path, epoch=2)
+    (tmp_path / "epochs" / "3").mkdir()  # being written: no result.json yet, not listed
+    assert main(["epoch", "show", "--dir", str(tmp_path / "epochs")]) == 0
+    out = capsys.readouterr().out
+    assert "published epochs" in out and "epoch 2: the split per role" in out
+    gpu_line = next(r for r in result.summary.roles if r.name == "gpu")
+    assert f"{gpu_line.allocated:,}" in out and f"{result.summary.protocol:,}" in out
+    g0 = next(a for a in result.summary.allocations if a.provider == G0)
+    assert G0 in out and f"{g0.amount:,}" in out and "75.0%" in out  # 3 of 4 units
+    assert "refused ledger of router" in out and "cocoon epoch verify 2" in out
+
+
+def test_cli_show_json_is_the_signed_summary_without_proofs(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    _, result, _ = _published(tmp_path, epoch=4)
+    assert main(["epoch", "show", "4", "--dir", str(tmp_path / "epochs"), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["epoch"] == 4 and doc["merkle_root"] == result.tree.root_hash.hex()
+    assert {(p["provider"], p["amount"]) for p in doc["providers"]} == {
+        (a.provider, a.amount) for a in result.summary.allocations}
+    assert all("proof" not in p for p in doc["providers"]) and "report" not in doc
+
+
+def test_cli_show_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    assert main(["epoch", "show", "--dir", str(tmp_path / "nope")]) == 1
+    assert "no such epochs folder" in capsys.readouterr().err
+    (tmp_path / "e").mkdir()
+    assert main(["epoch", "show", "--dir", str(tmp_path / "e")]) == 1
+    assert "no epoch published yet" in capsys.readouterr().err
+    _published(tmp_path, epoch=1)
+    assert main(["epoch", "show", "7", "--dir", str(tmp_path / "epochs")]) == 1
+    assert capsys.readouterr().err.strip().endswith("epoch 7 is not published under "
+                                                    f"{tmp_path / 'epochs'} (published: 1..1)")
+    (tmp_path / "epochs" / "1" / "result.json").write_text("[]")
+    assert main(["epoch", "show", "--dir", str(tmp_path / "epochs")]) == 1
+    assert "not an epoch result" in capsys.readouterr().err

@@ -6,7 +6,8 @@ Three get the router's honest ledger and compute the same bytes; they exchange s
 it, each publishes. The fourth got another ledger (the router signed a second version): its
 digest differs, it is named in the logs, never counted, and posts nothing. The fifth never
 signs: the quorum is reached without it. Then a second epoch settles from the published
-first, deposits counted once, and the money adds up to the nanoTON.
+first, deposits counted once, with the fifth taking part: it saw none of epoch 1, credits it
+from the published inputs and computes the same bytes; and the money adds up to the nanoTON.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ def test_a_quorum_of_settlers_posts_publishes_and_outvotes_a_different_tree(pay:
         return sign_ledger(pay.router_key, 1, epoch=epoch, router=router, provider=router_p,
                            rows=[r for r in rows if r.epoch == epoch] + extra)
 
-    settlers = _settlers(pay, tmp_path, [honest, honest, honest, other], 4)
+    everyone = _settlers(pay, tmp_path, [honest, honest, honest, other, honest], 5)
+    settlers = everyone[:4]  # the fifth sits epoch 1 out
 
     async def epoch(n: int):
         # every validator reads the pool before any posts (as at one boundary on a real chain)
@@ -143,10 +145,15 @@ def test_a_quorum_of_settlers_posts_publishes_and_outvotes_a_different_tree(pay:
     e2 = e1 + 1
     rows.append(relay(raw(p1.address), 50, 200_000_000, epoch=e2))
     pay.redeem(ch, pay.voucher(ch, 0, paid_in + 200_000_000))
-    settlers = settlers[:3]
+    import shutil
+
+    shutil.copytree(tmp_path / "v0" / "epochs", tmp_path / "v4" / "epochs")  # the fifth fetches what was published
+    settlers = [everyone[0], everyone[1], everyone[4]]
     results2 = asyncio.run(epoch(e2))
     assert all(r is not None for r in results2) and pay.pool_data().epoch == 2
     r2 = results2[0]
+    assert results2[2].digest() == r2.digest()  # the fifth credited epoch 1 from its inputs: the same bytes
+    assert everyone[4].store.credited_through() == 2
     assert r2.refused == []  # the credit: epoch 1's ledger was credited, only the new deposit backs epoch 2
     assert r2.cumulative[(raw(p0.address), Role.BANDWIDTH)] == cum[(raw(p0.address), Role.BANDWIDTH)]
     # nothing new in the pots: no report
@@ -173,5 +180,5 @@ def test_a_quorum_of_settlers_posts_publishes_and_outvotes_a_different_tree(pay:
     assert provider_claimed(pay, p1) == r2.cumulative[(raw(p1.address), Role.BANDWIDTH)]
     protocol = r1.summary.protocol + r2.summary.protocol
     assert paid + protocol + sum(r2.carries.as_tuple()) == paid_in + 200_000_000
-    for s in settlers:
+    for s in everyone:
         s.store.close()
