@@ -80,6 +80,9 @@ class DevnetConfig:
     claim_interval: float = 10.0
     localnet_state: str | None = None  # a state file: the chain outlives the run (None: in memory)
     home: str | None = None  # COCOON_HOME of the deploy and of every child (None: workdir/home)
+    # agents a test runs modified: name -> module run instead of the `cocoon` command, with the
+    # same arguments, e.g. {"validator2": "tests.e2e._dissenting_validator"}
+    modules: dict[str, str] = field(default_factory=dict)
 
 
 class Devnet:
@@ -222,7 +225,7 @@ class Devnet:
         return out
 
     def _agent(self, name: str, command: list[str], values: dict[str, Any], wallet: int, timeout: float,
-               *, module: str = "offchain.cli", env: dict[str, str] | None = None,
+               *, module: str | None = None, env: dict[str, str] | None = None,
                tables: dict[str, dict[str, Any]] | None = None, wait: bool = True) -> Proc:
         cfg = self.workdir / f"{name}.toml"
         ready = self.workdir / f"{name}.ready.json"
@@ -239,6 +242,7 @@ class Devnet:
         for table, rows in (tables or {}).items():  # TOML tables go after the top-level keys
             text += f"[{table}]\n" + "".join(f'"{k}" = {json.dumps(v)}\n' for k, v in rows.items())
         cfg.write_text(text)
+        module = module or self.config.modules.get(name, "offchain.cli")
         p = self.sup.start(
             name, ["-m", module, *command, "--config", str(cfg)], env={**wallet_env(wallet), **(env or {})},
             ready_file=ready,
@@ -269,7 +273,7 @@ class Devnet:
         self.router = p.info
         return p.info
 
-    def start_worker(self, i: int, *, module: str = "offchain.cli", env: dict[str, str] | None = None,
+    def start_worker(self, i: int, *, module: str | None = None, env: dict[str, str] | None = None,
                      wait: bool = True, **extra: Any) -> Proc:
         """Worker `i` (wallet FIRST_WORKER + i). `module` runs instead of the `cocoon` command
         (a test's modified worker takes the same arguments); `extra` goes into its config;
@@ -338,7 +342,7 @@ class Devnet:
     def validator_wallet(self, i: int) -> int:
         return FIRST_WORKER + self.config.workers + 2 + 2 * i
 
-    def start_validator(self, i: int = 0, *, module: str = "offchain.cli", env: dict[str, str] | None = None,
+    def start_validator(self, i: int = 0, *, module: str | None = None, env: dict[str, str] | None = None,
                         wait: bool = True, **extra: Any) -> Proc:
         """Validator `i` (its node key made at deploy; wallets `validator_wallet(i)` and the
         next one for probes); `extra` goes into its config (probe_interval, fraud_*, ...).
@@ -375,7 +379,7 @@ class Devnet:
     def datanode_wallet(self, i: int) -> int:
         return FIRST_WORKER + self.config.workers + 2 + 2 * self.config.validators + i
 
-    def start_datanode(self, i: int = 0, *, module: str = "offchain.cli", env: dict[str, str] | None = None,
+    def start_datanode(self, i: int = 0, *, module: str | None = None, env: dict[str, str] | None = None,
                        wait: bool = True, **extra: Any) -> Proc:
         """Data node `i` (wallet `datanode_wallet(i)`; registers as a bandwidth provider),
         resolving the local web's names to it (`start_web()` first). `module` runs instead of

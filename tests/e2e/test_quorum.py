@@ -54,19 +54,11 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
             claim_threshold="0.05",
             claim_interval=1.0,
             validator_extra={"probe_interval": 3600, "deposit": "0.5", "fetch_timeout": 10},
+            modules={"validator2": DISSENTER},
         ),
     )
     try:
-        # Devnet.start(), with validator 2 run by the dissenting module
-        d.start_web()
-        d.start_localnet()
-        d.deploy()
-        d.start_router()
-        pending = [d.start_validator(0, wait=False), d.start_validator(1, wait=False),
-                   d.start_validator(2, module=DISSENTER, wait=False),
-                   d.start_datanode(0, wait=False), d.start_datanode(1, wait=False)]
-        for p in pending:
-            d.sup.wait_ready(p, timeout=180)
+        d.start()
         yield d
     finally:
         d.close()
