@@ -1,6 +1,6 @@
 """Epoch settlement, without I/O: routers' usage ledgers in, a payout tree and report out.
 
-    inputs = EpochInputs(epoch=pool.epoch + 1, pool=..., compute_consumed=pool.compute_pot, ...)
+    inputs = EpochInputs(epoch=pool.epoch + 1, pool=..., compute_pot=pool.compute_pot, ...)
     result = settle(inputs)            # refuses bad ledgers, splits, allocates, builds the tree
     result.canonical()                 # compare byte for byte with the other validators
     sign_report(result.report, keys)   # (offchain.protocol.epoch) only if they are identical
@@ -17,6 +17,7 @@ from offchain.settlement._core import (
     RefusedLedger,
     ResultSummary,
     RoleLine,
+    RouterCredit,
     check_ledger,
     check_report,
     empty_tree,
@@ -66,6 +67,7 @@ __all__ = [
     "RefusedLedger",
     "ResultSummary",
     "RoleLine",
+    "RouterCredit",
     "RouterLedger",
     "SettlementError",
     "UsageRow",

@@ -4,6 +4,16 @@
     result.canonical()                   # the bytes two validators compare before signing
     next_inputs = EpochInputs(epoch=inputs.epoch + 1, ..., **result.books())
 
+What the report consumes is what the epoch's ledgers earned, not the whole pots: for each
+router, its accepted ledger's earnings (gpu rows from the compute pot, relay and crawl rows
+from the data pot); a router whose ledger is refused forfeits what its channels redeemed
+and nothing backs (`redeemed`), which goes into the split all the same (to the other
+routers' work, or the roles' carries). Each capped by its pot. Revenue whose work a later
+ledger names (a cooperative close pays before the work's epoch ends; an epoch blocked
+without a quorum) waits in the pots for that ledger, so every epoch pays its own work.
+`EpochResult.credits` says per router what was consumed: the validator subtracts it from
+the router's deposits.
+
 The arithmetic is the RewardPool's (contracts/reward_pool.tolk, PostEpochReport):
 
 1. The consumed revenue is split by the pool's tables with `split_revenue`: gpu from the
@@ -63,6 +73,7 @@ __all__ = [
     "RefusedLedger",
     "ResultSummary",
     "RoleLine",
+    "RouterCredit",
     "check_ledger",
     "check_report",
     "empty_tree",
@@ -97,6 +108,14 @@ class Allocation(msgspec.Struct, frozen=True):
     cumulative: int
 
 
+class RouterCredit(msgspec.Struct, frozen=True):
+    """What the report consumed on account of one router's ledger (nanoTON per pot)."""
+
+    router: str
+    compute: int
+    data: int
+
+
 class RefusedLedger(msgspec.Struct, frozen=True):
     router: str
     provider: str
@@ -118,6 +137,7 @@ class ResultSummary(msgspec.Struct, frozen=True):
     roles: list[RoleLine]
     allocations: list[Allocation]  # the tree's leaves, in its order
     refused: list[RefusedLedger]
+    credits: list[RouterCredit]  # per router (sorted): what was consumed on its account
 
 
 class _EmptySumTree(MerkleSumTree):
@@ -303,8 +323,8 @@ def _check_inputs(inp: EpochInputs) -> None:
     if inp.epoch < 1:
         raise SettlementError("epoch must be at least 1 (the pool's first report is epoch 1)")
     _check_amount(inp.usage_epoch, "usage_epoch", 2**63 - 1)
-    _check_amount(inp.compute_consumed, "compute_consumed")
-    _check_amount(inp.data_consumed, "data_consumed")
+    _check_amount(inp.compute_pot, "compute_pot")
+    _check_amount(inp.data_pot, "data_pot")
     for name, table, roles in (
         ("compute_split", inp.compute_split, ("gpu", "router", "validator", "protocol")),
         ("data_split", inp.data_split, ("bandwidth", "router", "validator", "protocol")),
@@ -444,6 +464,28 @@ def _weights(inp: EpochInputs, ledgers: Iterable[RouterLedger]) -> list[dict[str
     return [{p: w for p, w in sorted(ws.items()) if w > 0} for ws in work]
 
 
+def _consumption(
+    inp: EpochInputs, accepted: list[RouterLedger], refused: list[RefusedLedger]
+) -> tuple[int, int, list[RouterCredit]]:
+    """(compute consumed, data consumed, per-router credits): an accepted ledger's earnings,
+    a refused router's unbacked redeemed revenue; the totals capped by the pots (consistent
+    books never need the cap: the pots hold at least every router's redeemed revenue)."""
+    credits: dict[str, list[int]] = {}
+    for g in accepted:
+        c = credits.setdefault(g.router, [0, 0])
+        for row in g.rows:
+            c[0 if _kind(row.model) == Role.GPU else 1] += row.earned
+    for r in refused:
+        if r.router in credits:  # pragma: no cover -- a router's ledgers are all refused or one accepted
+            continue
+        red = inp.redeemed.get(r.router)
+        credits[r.router] = [red.compute, red.data] if red else [0, 0]
+    out = [RouterCredit(k, c, d) for k, (c, d) in sorted(credits.items()) if c or d]
+    compute = min(inp.compute_pot, sum(x.compute for x in out))
+    data = min(inp.data_pot, sum(x.data for x in out))
+    return compute, data, out
+
+
 def settle(inputs: EpochInputs) -> EpochResult:
     """Settle one epoch: refuse bad ledgers, split, allocate pro rata, build the tree and
     the report. The same inputs (in any order) give the same result, byte for byte.
@@ -456,7 +498,8 @@ def settle(inputs: EpochInputs) -> EpochResult:
     _check_inputs(inp)
     accepted, refused = _accepted_ledgers(inp)
     weights = _weights(inp, accepted)
-    split = split_revenue(inp.compute_consumed, inp.data_consumed, inp.compute_split, inp.data_split)
+    compute_consumed, data_consumed, credits = _consumption(inp, accepted, refused)
+    split = split_revenue(compute_consumed, data_consumed, inp.compute_split, inp.data_split)
 
     cumulative: dict[tuple[int, str], int] = {(c.role, c.provider): c.total for c in inp.previous}
     amounts: dict[tuple[int, str], int] = {}
@@ -486,7 +529,7 @@ def settle(inputs: EpochInputs) -> EpochResult:
     leaves = [Leaf(Address(p), r, cumulative[(r, p)]) for r, p in keys]
     tree = MerkleSumTree(leaves) if leaves else empty_tree()
     report = build_report(
-        Address(inp.pool), inp.epoch, compute_consumed=inp.compute_consumed, data_consumed=inp.data_consumed, tree=tree
+        Address(inp.pool), inp.epoch, compute_consumed=compute_consumed, data_consumed=data_consumed, tree=tree
     )
     problems, carries = check_report(
         report,
@@ -501,8 +544,8 @@ def settle(inputs: EpochInputs) -> EpochResult:
         epoch=inp.epoch,
         pool=inp.pool,
         inputs_digest=inputs_digest(inp).hex(),
-        compute_consumed=inp.compute_consumed,
-        data_consumed=inp.data_consumed,
+        compute_consumed=compute_consumed,
+        data_consumed=data_consumed,
         protocol=split.protocol,
         merkle_root=tree.root_hash.hex(),
         root_total=tree.root_total,
@@ -510,5 +553,6 @@ def settle(inputs: EpochInputs) -> EpochResult:
         roles=lines,
         allocations=[Allocation(p, r, amounts.get((r, p), 0), cumulative[(r, p)]) for r, p in keys],
         refused=refused,
+        credits=credits,
     )
     return EpochResult(summary=summary, split=split, tree=tree, report=report)

@@ -123,11 +123,9 @@ class EpochInputs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     - `epoch`: the report's epoch number, the pool's `epoch` + 1 (the pool takes only that).
     - `pool`: the RewardPool's address.
     - `usage_epoch`: the routers' epoch whose ledgers are settled (their rows' `epoch`).
-    - `compute_consumed` / `data_consumed`: what the report takes out of the pots. Every
-      nanoTON in the pool's `compute_pot` / `data_pot` (get_pool_data) was redeemed and not
-      yet allocated by an earlier report, so the epoch takes the pots as read at its close:
-      consumed = the pots then. Deposits landing after that stay for the next epoch (the
-      pool only asks consumed <= pot, and pots only grow between reports).
+    - `compute_pot` / `data_pot`: the pool's pots (get_pool_data) as read at the epoch's
+      close: the most the report may consume (the pool asks consumed <= pot). What it
+      consumes is what the ledgers earned (`settle`); the rest waits for later ledgers.
     - `compute_split` / `data_split`: the split tables the pool checks against: its synced
       copy of Root's (get_pool_config), not Root's own if a newer one was not pushed yet.
     - `role_totals` / `carries`: the pool's per-role books (get_pool_roles): the adopted
@@ -148,8 +146,8 @@ class EpochInputs(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     epoch: int
     pool: str
     usage_epoch: int
-    compute_consumed: int
-    data_consumed: int
+    compute_pot: int
+    data_pot: int
     compute_split: ComputeSplit
     data_split: DataSplit
     role_totals: RoleAmounts

@@ -6,34 +6,37 @@ the pool's books and the chain's deposits in, a signed report posted and publish
                       request_ledger=validator.request_ledger, send_signature=validator.send_signature)
     await settler.run()                 # forever: one `settle_epoch` per router epoch boundary
 
-One epoch (`settle_epoch(usage_epoch)`), router epoch = int(clock) // epoch_seconds:
+At every boundary (`catch_up`), oldest first, each usage epoch of the last
+`catch_up_epochs` that is not done: not covered by an adopted report (the usage epochs of
+the pool's adopted epochs, read from their published inputs) and not known to be empty
+(its ledger names no work). Every honest validator computes the same list, so an epoch
+blocked without a quorum is settled, as itself, once the quorum returns, and its revenue
+(waiting in the pots: a report consumes only what its ledgers earned) pays its own work.
 
-1. the ended epoch's `Ledger` from the router (it redeems what it earned before answering),
-   checked against the router's node key (`ledger_of`); no ledger, no report (retried at
-   the next boundary with that epoch's ledger: the pots wait);
+One usage epoch (`settle_epoch(usage_epoch)`), router epoch = int(clock) // epoch_seconds:
+
+1. its `Ledger` from the router (it redeems what it earned before answering), checked
+   against the router's node key (`ledger_of`); a ledger without rows: `empty`, done;
 2. the pool's deposits since the last round (`RevenueDeposited` on the pool's account,
    followed by a watcher whose cursor lives in this store), each channel's router read once
    from the channel; a router's `redeemed` is everything its channels paid into the pool
-   less what earlier adopted epochs already credited to its ledgers, so a charge redeemed
-   just after a boundary counts in the epoch whose ledger names it;
-3. the pool's books (get_pool_data / get_pool_roles / get_pool_config): consumed = the pots;
-   the previous leaves from this validator's published epoch `pool.epoch` (its tree must be
-   the one the pool holds); an epoch with nothing in the pots and nothing carried (or no work
-   in the ledger) is skipped; revenue that came in before the ledger naming its work (a
-   client's cooperative close can pay before its work's epoch ends) is consumed into the
-   roles' carries, which the next ledger with work allocates;
+   less what adopted epochs consumed on its account (`credits`);
+3. the pool's books (get_pool_data / get_pool_roles / get_pool_config): the pots bound
+   what the report consumes; the previous leaves from the published epoch `pool.epoch`
+   (its tree must be the one the pool holds). A result that consumes nothing and grows no
+   role is not posted (`waiting`: retried at the next boundary, while in the window);
 4. `settle`, `sign_report` with this node key; with the pool's threshold 1 the report is
    posted from this validator's wallet; above 1, `ReportSignature`s go through the router to
    the other validators, a signature counts only for a byte-identical result (the same
    `digest()`), a validator whose digest differs is named in the log, and whoever reaches
    the quorum submits (a second submission is refused by the pool, harmlessly); the wait
    ends at `quorum_timeout` or the next boundary, whichever comes first, so that validators
-   that missed a quorum settle the next epoch in step;
-5. once the pool adopted the report (its epoch and root), the accepted ledgers' earnings are
-   credited against their routers' deposits (once per epoch, in settle.db), then `publish`
-   to `epochs_dir`. An epoch adopted without this validator (it was away, or missed the
-   quorum) is credited from its published inputs before the next round, so every validator
-   subtracts the same credits and computes the same bytes again.
+   that missed a quorum try again in step; the result is kept in `unadopted/`;
+5. once the pool adopted the report (its epoch and root), its `credits` are subtracted from
+   their routers' deposits (once per epoch, in settle.db), then `publish` to `epochs_dir`.
+   An epoch adopted without this validator (it was away, or missed the quorum) is credited
+   from its published inputs before the next round, so every validator subtracts the same
+   credits and computes the same bytes again.
 
 Reputations weigh gpu and bandwidth work only with threshold 1 (this validator's books are
 then the only word); with a quorum every validator settles unweighted, so that honest ones
@@ -91,7 +94,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deposits (src TEXT PRIMARY KEY, compute INTEGER NOT NULL, data INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS channel_router (channel TEXT PRIMARY KEY, router TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS credited (router TEXT PRIMARY KEY, compute INTEGER NOT NULL, data INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS credited_epochs (epoch INTEGER PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS credited_epochs (epoch INTEGER PRIMARY KEY, usage_epoch INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS settled (
     usage_epoch INTEGER PRIMARY KEY, epoch INTEGER, status TEXT NOT NULL, detail TEXT NOT NULL DEFAULT ''
 );
@@ -135,14 +138,15 @@ class SettleStore(CursorStore):
             out[router] = Redeemed(compute=max(0, c - cc), data=max(0, d - cd))
         return out
 
-    def credit_epoch(self, epoch: int, credits: dict[str, tuple[int, int]]) -> bool:
-        """Credit adopted epoch `epoch`'s ledgers to their routers (router -> compute, data),
-        once: False (nothing changed) if it was credited before. One transaction."""
+    def credit_epoch(self, epoch: int, usage_epoch: int, credits: dict[str, tuple[int, int]]) -> bool:
+        """Record adopted epoch `epoch` (of router epoch `usage_epoch`) and subtract what it
+        consumed from its routers' deposits (router -> compute, data), once: False (nothing
+        changed) if it was recorded before. One transaction."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             if self.db.execute("SELECT 1 FROM credited_epochs WHERE epoch = ?", (epoch,)).fetchone():
                 return False
-            self.db.execute("INSERT INTO credited_epochs (epoch) VALUES (?)", (epoch,))
+            self.db.execute("INSERT INTO credited_epochs (epoch, usage_epoch) VALUES (?, ?)", (epoch, usage_epoch))
             for router, (compute, data) in credits.items():
                 self.db.execute(
                     "INSERT INTO credited (router, compute, data) VALUES (?, ?, ?) ON CONFLICT (router) DO UPDATE "
@@ -150,6 +154,16 @@ class SettleStore(CursorStore):
                     (router, compute, data),
                 )
         return True
+
+    def adopted_usage_epochs(self, since: int) -> set[int]:
+        """The router epochs from `since` on that an adopted report settled."""
+        rows = self.db.execute("SELECT usage_epoch FROM credited_epochs WHERE usage_epoch >= ?", (since,))
+        return {int(r[0]) for r in rows}
+
+    def empty_usage_epochs(self, since: int) -> set[int]:
+        """The router epochs from `since` on whose ledger named no work (done for good)."""
+        rows = self.db.execute("SELECT usage_epoch FROM settled WHERE usage_epoch >= ? AND status = 'empty'", (since,))
+        return {int(r[0]) for r in rows}
 
     def credited_through(self) -> int:
         """The highest adopted epoch whose ledgers are credited (0: none)."""
@@ -161,10 +175,6 @@ class SettleStore(CursorStore):
             "INSERT OR REPLACE INTO settled (usage_epoch, epoch, status, detail) VALUES (?, ?, ?, ?)",
             (usage_epoch, epoch, status, detail),
         )
-
-    def last_usage_epoch(self) -> int | None:
-        row = self.db.execute("SELECT MAX(usage_epoch) FROM settled").fetchone()
-        return None if row is None or row[0] is None else int(row[0])
 
     def outcome(self, usage_epoch: int) -> tuple[int | None, str, str] | None:
         row = self.db.execute(
@@ -184,6 +194,7 @@ class SettleConfig:
     ledger_timeout: float = 30.0
     post_timeout: float = 60.0
     quorum_timeout: float = 60.0  # seconds to wait for the other validators' signatures
+    catch_up_epochs: int = 64  # router epochs back that are settled if no report covers them
     post_value: int = EPOCH_REPORT_FEE
 
 
@@ -249,26 +260,45 @@ class Settler:
         return int(self.clock()) // self.config.epoch_seconds
 
     async def run(self) -> None:
-        """At every router epoch boundary, settle the epoch that ended. Forever; cancel to stop."""
-        last = self.store.last_usage_epoch()
+        """At every router epoch boundary, settle what is due (`catch_up`). Forever; cancel to stop."""
         while True:
             ended = self.epoch() - 1
-            if last is None or ended > last:
-                if last is not None and ended > last + 1:
-                    log.warning("usage epochs %d..%d were not settled (this validator was away)", last + 1, ended - 1)
-                try:
-                    await self.settle_epoch(ended)
-                except (SettlementError, CocoonError, ConnectionError, TimeoutError, OSError) as err:
-                    log.warning("usage epoch %d not settled: %s", ended, err)
-                    self._record(ended, None, "failed", str(err))
-                except Exception as err:  # the top of a task: logged, the next boundary comes
-                    log.exception("usage epoch %d not settled", ended)
-                    self._record(ended, None, "failed", repr(err))
-                last = ended
-            # when the epoch after `last` ends, counted from `last` and not from the clock: a
-            # round that waited up to the boundary must not skip the epoch that just ended
-            next_at = (last + 2) * self.config.epoch_seconds + self.config.grace
+            await self.catch_up(ended)
+            # the next boundary after `ended`'s successor, counted from `ended` and not from the
+            # clock: rounds that waited up to the boundary must not skip the epoch that just ended
+            next_at = (ended + 2) * self.config.epoch_seconds + self.config.grace
             await asyncio.sleep(max(0.05, next_at - self.clock()))
+
+    async def due(self, ended: int) -> list[int]:
+        """The router epochs up to `ended` to settle, oldest first: those of the last
+        `catch_up_epochs` that no adopted report covers and whose ledger is not known empty.
+        Every validator computes the same list from the chain and the published epochs."""
+        pool = await self.pool()
+        data = await pool.get_pool_data(self._open(pool))
+        self._credit_adopted(data.epoch)
+        since = ended - self.config.catch_up_epochs + 1
+        done = self.store.adopted_usage_epochs(since) | self.store.empty_usage_epochs(since)
+        return [u for u in range(since, ended + 1) if u not in done]
+
+    async def catch_up(self, ended: int) -> None:
+        """Settle every due epoch (`due`), oldest first; one that fails is logged and tried
+        again at the next boundary (the others still go)."""
+        try:
+            todo = await self.due(ended)
+        except (SettlementError, CocoonError, ConnectionError, TimeoutError, OSError) as err:
+            log.warning("epochs up to %d not settled: %s", ended, err)
+            return
+        for u in todo:
+            if self.clock() >= (ended + 2) * self.config.epoch_seconds:
+                return  # the next boundary came: start again from the oldest
+            try:
+                await self.settle_epoch(u)
+            except (SettlementError, CocoonError, ConnectionError, TimeoutError, OSError) as err:
+                log.warning("usage epoch %d not settled: %s", u, err)
+                self._record(u, None, "failed", str(err))
+            except Exception as err:  # the top of a task: logged, the next boundary comes
+                log.exception("usage epoch %d not settled", u)
+                self._record(u, None, "failed", repr(err))
 
     def _record(self, usage_epoch: int, epoch: int | None, status: str, detail: str = "") -> None:
         self.store.record(usage_epoch, epoch, status, detail[:1000])
@@ -339,22 +369,21 @@ class Settler:
                 raise SettlementError(
                     f"epoch {e} was adopted, but its inputs are not in {self.config.epochs_dir}: {err}"
                 ) from err
-            if self.store.credit_epoch(e, _credits(inputs, settle(inputs))):
+            if self.store.credit_epoch(e, inputs.usage_epoch, _credits(settle(inputs))):
                 log.info("epoch %d (adopted while this validator was not settling it): ledgers credited", e)
 
     async def build_inputs(self, ledger: RouterLedger, threshold: int) -> EpochInputs | None:
-        """The epoch's inputs from the chain and `ledger`; None if there is nothing to settle:
-        the pots are empty and either no role carries anything or the ledger names no work."""
+        """The epoch's inputs from the chain and `ledger`; None if the ledger names no work."""
         await self.sync_deposits()
         pool = await self.pool()
         pp = self._open(pool)
         data = await pool.get_pool_data(pp)
-        if data.compute_pot == 0 and data.data_pot == 0 and (data.carry == 0 or not ledger.rows):
+        if not ledger.rows:
             return None
         roles = await pool.get_pool_roles(pp)
         config = await pool.get_pool_config(pp)
         previous = await self._previous(data.epoch, data.merkle_root)
-        self._credit_adopted(data.epoch)
+        self._credit_adopted(data.epoch)  # before `redeemed`: what adopted epochs consumed is not backing
         validators = sorted({r.provider for r in ledger.rows if r.model == CRAWL_MODEL})
         validator_providers = {v: await self._provider_of(v, Role.VALIDATOR) for v in validators}
         models = sorted({r.model for r in ledger.rows if r.model not in (RELAY_MODEL, CRAWL_MODEL)})
@@ -372,8 +401,8 @@ class Settler:
             epoch=data.epoch + 1,
             pool=wire_address(pool.address),
             usage_epoch=ledger.epoch,
-            compute_consumed=data.compute_pot,
-            data_consumed=data.data_pot,
+            compute_pot=data.compute_pot,
+            data_pot=data.data_pot,
             compute_split=config.compute_split,
             data_split=config.data_split,
             role_totals=roles.totals,
@@ -395,12 +424,19 @@ class Settler:
         config = await pool.get_pool_config(self._open(pool))
         inputs = await self.build_inputs(ledger, config.threshold)
         if inputs is None:
-            log.info("usage epoch %d: nothing in the pots, no report", usage_epoch)
+            log.info("usage epoch %d: no work in the ledger, no report", usage_epoch)
             self._record(usage_epoch, None, "empty")
             return None
         result = settle(inputs)
         for r in result.refused:
             log.warning("epoch %d: ledger of router %s refused: %s", inputs.epoch, r.router, "; ".join(r.problems))
+        s = result.summary
+        grew = result.tree.root_total != sum(inputs.role_totals.as_tuple())
+        if s.compute_consumed == 0 and s.data_consumed == 0 and not grew:
+            log.info("usage epoch %d: nothing to consume or allocate yet (the revenue is not in the pots), "
+                     "tried again at the next boundary", usage_epoch)
+            self._record(usage_epoch, None, "waiting")
+            return None
         _log_table(result)
         signatures = sign_report(result.report, [self.key])
         if config.threshold > 1:
@@ -414,7 +450,7 @@ class Settler:
             self._record(usage_epoch, inputs.epoch, "refused")
             return None
         # the chain adopted it: the credit first (our books), then the files (others' view)
-        self.store.credit_epoch(inputs.epoch, _credits(inputs, result))
+        self.store.credit_epoch(inputs.epoch, usage_epoch, _credits(result))
         self._record(usage_epoch, inputs.epoch, "adopted")
         try:
             publish(result, inputs, self.config.epochs_dir)
@@ -525,19 +561,10 @@ class Settler:
                 await asyncio.wait_for(rnd.changed.wait(), min(1.0, left))
 
 
-def _credits(inputs: EpochInputs, result: EpochResult) -> dict[str, tuple[int, int]]:
-    """What an adopted epoch credits to each router whose ledger it accepted: the ledger's
-    (compute, data) earnings, which its router's later deposits no longer back."""
-    out: dict[str, tuple[int, int]] = {}
-    refused = {x.router for x in result.refused}
-    for g in inputs.ledgers:
-        if g.router in refused:
-            continue
-        compute = sum(r.earned for r in g.rows if r.model not in (RELAY_MODEL, CRAWL_MODEL))
-        data = sum(r.earned for r in g.rows if r.model in (RELAY_MODEL, CRAWL_MODEL))
-        c, d = out.get(wire_address(g.router), (0, 0))
-        out[wire_address(g.router)] = (c + compute, d + data)
-    return out
+def _credits(result: EpochResult) -> dict[str, tuple[int, int]]:
+    """What an adopted epoch consumed on each router's account (`RouterCredit`s): its
+    channels' deposits that no longer back a later ledger."""
+    return {wire_address(c.router): (c.compute, c.data) for c in result.summary.credits}
 
 
 def _log_table(result: EpochResult) -> None:

@@ -118,19 +118,23 @@ def test_routers_are_paid_by_the_revenue_they_routed():
     g2 = ledger(R2, [gpu(G1, 1, 1000), relay(B0, 1, 500)])
     r = settle(inputs([g1, g2], compute=10_000, data=1_000))
     a = amounts(r)
-    # router share 1,650 by earned 3,000 : 1,500
-    assert (a[(g1.provider, Role.ROUTER)], a[(g2.provider, Role.ROUTER)]) == (1100, 550)
+    # the epoch consumes what its ledgers earned (4,000 + 500), the rest waits in the pots;
+    # router share 600 + 75 by earned 3,000 : 1,500
+    assert (r.summary.compute_consumed, r.summary.data_consumed) == (4000, 500)
+    assert (a[(g1.provider, Role.ROUTER)], a[(g2.provider, Role.ROUTER)]) == (450, 225)
+    assert [(c.router, c.compute, c.data) for c in r.summary.credits] == sorted([(R1, 3000, 0), (R2, 1000, 500)])
 
 
 def test_a_provider_without_work_is_not_in_the_tree_but_earlier_leaves_persist():
     g = ledger(R1, [gpu(G0, 4, 4000), gpu(G1, 0, 0, failures=3), relay(B0, 0, 0, failures=1)])
     r1 = settle(inputs([g], compute=10_000, data=0, reputations={}))
+    assert r1.summary.compute_consumed == 4000
     keys = set(r1.cumulative)
     assert (G1, Role.GPU) not in keys and (B0, Role.BANDWIDTH) not in keys
     assert (G0, Role.GPU) in keys
     # epoch 2: G0 does nothing, G1 works; G0's leaf stays with its total, epoch amount 0
-    g2 = ledger(R1, [gpu(G1, 1, 100)])
-    r2 = settle(inputs([g2], compute=1_000, data=0, epoch=2, **r1.books()))
+    g2 = ledger(R1, [gpu(G1, 1, 1000)])
+    r2 = settle(inputs([g2], compute=6_000 + 1_000, data=0, epoch=2, **r1.books()))
     assert r2.cumulative[(G0, Role.GPU)] == r1.cumulative[(G0, Role.GPU)]
     assert amounts(r2)[(G0, Role.GPU)] == 0
     assert r2.cumulative[(G1, Role.GPU)] == 700 + r1.carries.gpu
@@ -210,8 +214,14 @@ def test_unsound_inputs_raise():
         settle(inputs([g], compute=1, data=1, pool="x"))
 
 
-def test_an_epoch_with_no_work_carries_every_share_in_an_empty_tree():
-    r = settle(inputs([], compute=10_000, data=1_000))
+def test_an_epoch_with_no_work_consumes_nothing_and_a_refused_routers_revenue_is_carried():
+    waiting = settle(inputs([], compute=10_000, data=1_000))  # no ledger: the pots wait for one
+    assert (waiting.summary.compute_consumed, waiting.summary.data_consumed) == (0, 0)
+    assert waiting.carries == RoleAmounts(0, 0, 0, 0) and waiting.summary.credits == []
+    # a router whose ledger is refused forfeits what its channels paid in: consumed, no accepted work
+    liar = ledger(R2, [gpu(G1, 1, 20_000), relay(B0, 1, 2_000)])
+    r = settle(inputs([liar], compute=10_000, data=1_000, redeemed={R2: Redeemed(10_000, 1_000)}))
+    assert len(r.refused) == 1 and [(c.compute, c.data) for c in r.summary.credits] == [(10_000, 1_000)]
     assert r.allocations == [] and r.tree.root_total == 0 and r.tree.leaves == []
     assert r.carries == RoleAmounts(7000, 700, 1650, 1100)
     problems, carries = check_report(
@@ -221,7 +231,7 @@ def test_an_epoch_with_no_work_carries_every_share_in_an_empty_tree():
     assert problems == [] and carries == r.carries
     # the next epoch's work takes the carried shares too
     g = ledger(R1, [gpu(G0, 1, 10)])
-    r2 = settle(inputs([g], compute=10, data=0, epoch=2, **r.books()))
+    r2 = settle(inputs([g], compute=10, data=0, epoch=2, redeemed={R1: Redeemed(10, 0)}, **r.books()))
     assert amounts(r2)[(G0, Role.GPU)] == 7000 + 7 and r2.carries.gpu == 0
     assert r2.carries.bandwidth == 700 and r2.carries.validator == 1100 + 1
 
@@ -257,7 +267,9 @@ def test_same_inputs_in_any_order_give_byte_identical_results():
     again = settle(decode_inputs(encode_inputs(base)))
     assert again.canonical() == r.canonical()
     # one nanoTON more anywhere changes the bytes
-    assert settle(msgspec.structs.replace(base, compute_consumed=123_458)).canonical() != r.canonical()
+    assert settle(msgspec.structs.replace(base, compute_pot=123_458)).canonical() != r.canonical()
+    assert settle(msgspec.structs.replace(base, redeemed={**base.redeemed, R1: Redeemed(10**6, 10**6)})).canonical() \
+        != r.canonical()
 
 
 def test_several_epochs_in_a_row_chain_the_cumulative_totals():
@@ -280,7 +292,10 @@ def test_several_epochs_in_a_row_chain_the_cumulative_totals():
         for k, total in last.items():
             assert r.cumulative[k] >= total
         last = r.cumulative
-        paid_in += c + d
+        gpu_earned = sum(x.earned for x in rows if x.model != "relay")
+        assert (r.summary.compute_consumed, r.summary.data_consumed) == (
+            min(c, gpu_earned), min(d, sum(x.earned for x in rows) - gpu_earned))
+        paid_in += r.summary.compute_consumed + r.summary.data_consumed
         protocol += r.summary.protocol
         books = r.books()
         paid_out = r.tree.root_total
@@ -338,12 +353,27 @@ def _epoch_inputs(draw, epoch: int = 1, books=None):
 
 
 def _check_epoch(inp: EpochInputs, r) -> None:
-    split = split_revenue(inp.compute_consumed, inp.data_consumed, inp.compute_split, inp.data_split)
+    consumed_c, consumed_d = r.summary.compute_consumed, r.summary.data_consumed
+    split = split_revenue(consumed_c, consumed_d, inp.compute_split, inp.data_split)
     carry_in = sum(inp.carries.as_tuple())
+    # what is consumed: per router, its accepted ledger's earnings or, refused, what it redeemed;
+    # never more than the pots
+    refused = {x.router for x in r.refused}
+    want = {}
+    for g in inp.ledgers:
+        if g.router in refused:
+            red = inp.redeemed.get(g.router, Redeemed())
+            want[g.router] = (red.compute, red.data)
+        else:
+            c = sum(x.earned for x in g.rows if x.model not in ("relay", "crawl"))
+            want[g.router] = (c, sum(x.earned for x in g.rows) - c)
+    assert {c.router: (c.compute, c.data) for c in r.summary.credits} == {k: v for k, v in want.items() if any(v)}
+    assert consumed_c == min(inp.compute_pot, sum(v[0] for v in want.values()))
+    assert consumed_d == min(inp.data_pot, sum(v[1] for v in want.values()))
     allocated = sum(a.amount for a in r.allocations)
     # conservation, to the nanoTON: what the epoch brought (consumed) and the carries it
     # found are the providers' allocations, the protocol's share and the new carries
-    assert allocated + split.protocol + sum(r.carries.as_tuple()) == inp.compute_consumed + inp.data_consumed + carry_in
+    assert allocated + split.protocol + sum(r.carries.as_tuple()) == consumed_c + consumed_d + carry_in
     assert r.summary.protocol == split.protocol
     assert all(a.amount >= 0 and a.cumulative > 0 for a in r.allocations)
     previous = {(c.provider, c.role): c.total for c in inp.previous}

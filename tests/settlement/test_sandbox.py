@@ -176,11 +176,16 @@ def test_two_epochs_of_the_core_are_adopted_and_claimed(pay: PayEnv, tmp_path: P
 
 
 def test_an_epoch_nobody_earned_in_is_adopted_with_an_empty_tree(pay: PayEnv):
-    """Revenue came in, no ledger counted: the core's empty tree is accepted and each role
-    carries its whole share; the next epoch pays it out."""
+    """Revenue came in, the only ledger was refused (it claimed twice what its channels paid):
+    that router's revenue is consumed all the same, the core's empty tree is accepted and each
+    role carries its whole share; the next epoch pays it out."""
     fund_pool(pay, 10**9, 10**8)
-    inp = inputs([], compute=10**9, data=10**8, pool=raw(pay.pool.address))
+    liar = ledger(raw(pay.router.address), [gpu(addr("g-liar"), 1, 2 * 10**9), relay(addr("b-liar"), 1, 2 * 10**8)],
+                  provider=addr("router-p"))
+    red = {raw(pay.router.address): Redeemed(10**9, 10**8)}
+    inp = inputs([liar], compute=10**9, data=10**8, pool=raw(pay.pool.address), redeemed=red)
     r = settle(inp)
+    assert len(r.refused) == 1 and (r.summary.compute_consumed, r.summary.data_consumed) == (10**9, 10**8)
     assert r.tree.root_total == 0 and r.allocations == []
     _post(pay, r)
     assert pay.pool_roles().carries == r.carries == RoleAmounts(*(r.split.of(x) for x in Role))
