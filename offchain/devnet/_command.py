@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import signal
 import threading
@@ -181,11 +182,17 @@ def _print_summary(out: Console, net: Devnet, pkg: Bought, m: MoneyCheck, elapse
     out.print(f"\n[b]done in {elapsed:.0f}s[/]. Dataset + semantic index: {pkg.directory}")
     out.print(f"anchored on chain: {pkg.anchor}")
     out.print(f"logs: {net.sup.workdir}   epochs: {net.epochs_dir}\n")
+    c = _cmd()
     out.print("next:\n"
-              f"  cocoon dataset verify {pkg.directory}\n"
-              f"  cocoon index verify {pkg.directory}\n"
-              f"  cocoon epoch show --dir {net.epochs_dir}\n"
-              "  cocoon devnet --serve      (keeps the network up; then: cocoon search \"...\", cocoon status)")
+              f"  {c} dataset verify {pkg.directory}\n"
+              f"  {c} index verify {pkg.directory}\n"
+              f"  {c} epoch show --dir {net.epochs_dir}\n"
+              f"  {c} devnet --serve      (keeps the network up; then: {c} search \"...\", {c} status)")
+
+
+def _cmd() -> str:
+    """How the person ran us (`./run` sets COCOON_CMD), so the hints can be pasted as printed."""
+    return os.environ.get("COCOON_CMD") or "cocoon"
 
 
 def _write_summary(path: Path, pkg: Bought, m: MoneyCheck) -> None:
@@ -205,7 +212,7 @@ def _serve(net: Devnet, console: Console, args: argparse.Namespace) -> int:
     console.print(f"\nOpenAI-compatible base URL: [b]{net.gateway_url}[/]")
     console.print(f'  from openai import OpenAI\n  OpenAI(base_url="{net.gateway_url}", api_key="{key}")'
                   '.embeddings.create(model="all-MiniLM-L6-v2", input=["hello TON"])')
-    console.print(f"  cocoon search \"{QUERY}\"    cocoon status --network localnet\n[dim]Ctrl-C stops[/]")
+    console.print(f"  {_cmd()} search \"{QUERY}\"    {_cmd()} status --network localnet\n[dim]Ctrl-C stops[/]")
     stop = threading.Event()
     while not stop.is_set():
         dead = [n for n, p in net.sup.procs.items() if not p.alive()]
