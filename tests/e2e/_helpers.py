@@ -16,7 +16,7 @@ from nacl.signing import SigningKey
 from pytoniq_core import Address
 
 from offchain.client import ClientConfig, CocoonClient
-from offchain.devnet import Devnet, wallet_env
+from offchain.devnet import Devnet, DevnetConfig, wallet_env
 from offchain.devnet._network import FOUNDATION
 from offchain.protocol.wire import CrawlSpec
 from offchain.ton.network import create_network_provider
@@ -95,6 +95,19 @@ def wait_log(net: Devnet, name: str, text: str, timeout: float = 30.0) -> None:
 
 
 # ---- the chain and the epochs ---------------------------------------------------------------------
+def settling_network(**kw: Any) -> DevnetConfig:
+    """A network whose validators settle 4-second epochs and whose providers claim above
+    0.05 TON: no workers, no gateway, data nodes relaying at 0.003 TON per KiB (each earns
+    above a claim's cost), the router redeeming when a validator asks for its ledger; `kw`
+    overrides any field (validators, datanodes, modules, ...)."""
+    values: dict[str, Any] = dict(
+        workers=0, gateway=False, redeem_interval=600.0, redeem_threshold="1000", validators=1, datanodes=2,
+        data_unit_price=3 * 10**6, epoch_seconds=4, settle=True, claim_threshold="0.05", claim_interval=1.0,
+        validator_extra={"probe_interval": 3600, "deposit": "0.5", "fetch_timeout": 10},
+    )
+    return DevnetConfig(**{**values, **kw})
+
+
 async def _chain(net: Devnet, fn: Any) -> Any:
     """`fn(network provider)` on the devnet's chain (the foundation wallet)."""
     async with await create_network_provider("localnet", base_url=net.api_url, env=wallet_env(FOUNDATION)) as n:

@@ -23,13 +23,13 @@ from typing import Any
 import pytest
 from pytoniq_core import Address
 
-from offchain.devnet import Devnet, DevnetConfig
+from offchain.devnet import Devnet
 from offchain.devnet._demo import CARRY_DUST
 from offchain.protocol.wire import CrawlSpec
 from wrappers.channel import Channel
 from wrappers.events import EpochReported, RevenueDeposited, default_registry
 
-from ._helpers import buy, chain, claimed, logs, pool_books, pool_of, published, wait_until
+from ._helpers import buy, chain, claimed, logs, pool_books, pool_of, published, settling_network, wait_until
 
 NEWS = "news.cocoon.test"
 TON = 10**9
@@ -41,20 +41,7 @@ FLOOR = 50_000_000  # the claim threshold (0.05 TON, CLAIM_FEE)
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     d = Devnet(
         tmp_path_factory.mktemp("epochs"),
-        DevnetConfig(
-            workers=0,
-            gateway=False,
-            redeem_interval=600.0,
-            redeem_threshold="1000",  # the router redeems when a validator asks for its ledger
-            validators=1,
-            datanodes=2,
-            data_unit_price=3 * 10**6,  # 0.003 TON per KiB: enough for each node to earn above a claim's cost
-            epoch_seconds=EPOCH_SECONDS,
-            settle=True,
-            claim_threshold="0.05",
-            claim_interval=1.0,
-            validator_extra={"probe_interval": 3600, "deposit": "0.5", "fetch_timeout": 10},
-        ),
+        settling_network(epoch_seconds=EPOCH_SECONDS),
     )
     try:
         d.start()

@@ -19,22 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from offchain.devnet import Devnet, DevnetConfig
+from offchain.devnet import Devnet
 from offchain.protocol.wire import CrawlSpec
 
-from ._helpers import buy, claimed, pool_books, published, wait_until
+from ._helpers import buy, claimed, pool_books, published, settling_network, wait_until
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     d = Devnet(
         tmp_path_factory.mktemp("inflated"),
-        DevnetConfig(
-            workers=0, gateway=False, redeem_interval=600.0, redeem_threshold="1000", validators=1, datanodes=1,
-            data_unit_price=3 * 10**6, epoch_seconds=4, settle=True, claim_threshold="0.05", claim_interval=1.0,
-            validator_extra={"probe_interval": 3600, "deposit": "0.5", "fetch_timeout": 10},
-            modules={"router": "tests.e2e._inflating_router"},
-        ),
+        settling_network(datanodes=1, modules={"router": "tests.e2e._inflating_router"}),
     )
     try:
         d.start()

@@ -25,12 +25,12 @@ from pathlib import Path
 import pytest
 
 from offchain.agentkit import node_key
-from offchain.devnet import Devnet, DevnetConfig
+from offchain.devnet import Devnet
 from offchain.devnet._demo import CARRY_DUST
 from offchain.protocol.wire import CrawlSpec
 from wrappers.events import RevenueDeposited, default_registry
 
-from ._helpers import buy, chain, claimed, pool_books, pool_of, published, wait_log, wait_until
+from ._helpers import buy, chain, claimed, pool_books, pool_of, published, settling_network, wait_log, wait_until
 
 FLOOR = 50_000_000  # the claim threshold (0.05 TON)
 DISSENTER = "tests.e2e._dissenting_validator"
@@ -40,22 +40,7 @@ DISSENTER = "tests.e2e._dissenting_validator"
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     d = Devnet(
         tmp_path_factory.mktemp("quorum"),
-        DevnetConfig(
-            workers=0,
-            gateway=False,
-            redeem_interval=600.0,
-            redeem_threshold="1000",  # the router redeems when a validator asks for its ledger
-            validators=3,
-            validator_threshold=2,
-            datanodes=2,
-            data_unit_price=3 * 10**6,
-            epoch_seconds=4,
-            settle=True,
-            claim_threshold="0.05",
-            claim_interval=1.0,
-            validator_extra={"probe_interval": 3600, "deposit": "0.5", "fetch_timeout": 10},
-            modules={"validator2": DISSENTER},
-        ),
+        settling_network(validators=3, validator_threshold=2, modules={"validator2": DISSENTER}),
     )
     try:
         d.start()
