@@ -159,7 +159,7 @@ def _print_summary(out: Console, net: Devnet, pkg: Bought, m: MoneyCheck, elapse
         ("= claimed by providers", m.claimed),
         ("+ earned, not yet claimed (below the claim threshold)", m.unclaimed),
         ("+ protocol fee (treasury)", m.protocol),
-        ("+ rounding carries kept per role", carries),
+        ("+ carried per role (dust; a share while the role had no work)", carries),
         ("+ left in the pots", m.pots),
     ]
     for label, v in rows:

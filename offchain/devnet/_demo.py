@@ -62,7 +62,6 @@ __all__ = [
 
 TON = 10**9
 MODEL = "all-MiniLM-L6-v2"
-CARRY_DUST = 10_000
 """nanoTON a role may keep as its carry once settled: pro rata rounding leaves at most one
 nanoTON per provider; more means revenue whose usage epoch was still open at the report."""
 
@@ -227,9 +226,12 @@ def _floor(demo: DemoConfig) -> int:
 
 
 def wait_settled(net: Devnet, demo: DemoConfig, *, progress: Callable[[str], None] = lambda _: None) -> int:
-    """Until the pool has allocated everything it holds (pots empty, its last epoch published)
-    and every provider in the last tree has claimed what is above the claim threshold;
-    returns that epoch. Bounded by `demo.settle_timeout`."""
+    """Until the pool has allocated everything it holds (pots empty: every ledger naming the
+    work was settled; its last epoch published) and every provider in the last tree has
+    claimed what is above the claim threshold; returns that epoch. A role's carry may stay:
+    rounding dust, or its share of an epoch in which it had no work (the validators' share of
+    compute revenue earned in an epoch without crawls), which its next work takes.
+    Bounded by `demo.settle_timeout`."""
     floor = _floor(demo)
 
     async def look(n: Any) -> tuple[int, str]:
@@ -237,8 +239,6 @@ def wait_settled(net: Devnet, demo: DemoConfig, *, progress: Callable[[str], Non
         d = await pool.get_pool_data(n.open(pool))
         if d.epoch == 0 or d.compute_pot or d.data_pot or d.epoch not in published(net):
             return 0, f"epoch {d.epoch} adopted; pots {(d.compute_pot + d.data_pot) / TON:.4f} TON to settle"
-        if d.carry > CARRY_DUST:  # revenue whose usage epoch had not closed yet: the next one allocates it
-            return 0, f"epoch {d.epoch} adopted; {d.carry / TON:.4f} TON carried to the next epoch"
         leaves = [(e["provider"], e["cumulative"]) for e in _result(net, d.epoch)["providers"]]
         waiting = 0
         for provider, cumulative in leaves:

@@ -46,14 +46,18 @@ def cocoon(*args: str, **kw: object) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)  # type: ignore[call-overload]
 
 
-def wait_for(what: str, check: object, timeout: float, proc: subprocess.Popen[str] | None = None) -> object:
+def wait_for(what: str, check: object, timeout: float, proc: subprocess.Popen[str] | None = None,
+             output: object = None) -> object:
+    """`check()` until truthy (bounded); fails naming `what`, with the command's output
+    (`output()` when the check reads it itself) if it exited."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         got = check()  # type: ignore[operator]
         if got:
             return got
         if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"{what}: the command exited with {proc.returncode}:\n{proc.stdout.read()}")
+            text = output() if output is not None else proc.stdout.read()  # type: ignore[operator,union-attr]
+            raise AssertionError(f"{what}: the command exited with {proc.returncode}:\n{text}")
         time.sleep(0.2)
     raise AssertionError(f"{what}: not within {timeout:g}s")
 
@@ -100,7 +104,7 @@ def test_devnet_runs_the_whole_loop_and_serves(tmp_path: Path) -> None:
                 lines.append(chunk)
             return any("OpenAI-compatible base URL" in x for x in lines)
 
-        wait_for("the demo finishes and the network serves", serving, 300, proc)
+        wait_for("the demo finishes and the network serves", serving, 300, proc, output=lambda: "".join(lines))
         books = json.loads(summary.read_text())
         right = books["claimed"] + books["unclaimed"] + books["protocol"] + sum(books["carries"].values()) \
             + books["pots"]
