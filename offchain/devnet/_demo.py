@@ -62,8 +62,6 @@ __all__ = [
 
 TON = 10**9
 MODEL = "all-MiniLM-L6-v2"
-"""nanoTON a role may keep as its carry once settled: pro rata rounding leaves at most one
-nanoTON per provider; more means revenue whose usage epoch was still open at the report."""
 
 
 class DemoError(CocoonError):

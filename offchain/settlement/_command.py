@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from rich.console import Console
 from rich.table import Table
 
@@ -83,14 +84,7 @@ def _verify(args: argparse.Namespace) -> int:
         raise SettlementError(f"epoch {args.epoch} ({folder}) does not verify: " + "; ".join(problems))
     result = settle(inputs)
     s = result.summary
-    t = Table(title=f"epoch {s.epoch} ({folder}): valid")
-    for col in ("role", "share", "carry in", "allocated", "dust (carry out)", "weight", "providers"):
-        t.add_column(col, justify="left" if col == "role" else "right")
-    for line in s.roles:
-        t.add_row(line.name, f"{line.share:,}", f"{line.carry_in:,}", f"{line.allocated:,}", f"{line.dust:,}",
-                  f"{line.weight:,}", str(line.providers))
-    t.add_row("protocol", f"{s.protocol:,}", "", "", "", "", "")
-    _print(t)
+    _print(_roles_table(f"epoch {s.epoch} ({folder}): valid", msgspec.to_builtins(s.roles), s.protocol))
     chain = "not checked (offline)"
     if adopted is not None:
         chain = f"{args.network}: adopted ({adopted.where}), root and total match"
@@ -108,6 +102,18 @@ def _verify(args: argparse.Namespace) -> int:
         info.add_row(f"refused {r.router}", "; ".join(r.problems))
     _print(info)
     return 0
+
+
+def _roles_table(title: str, roles: list[dict[str, Any]], protocol: int) -> Table:
+    """An epoch's split per role (RoleLine fields, as result.json holds them) and the protocol's part."""
+    t = Table(title=title, title_justify="left")
+    for col in ("role", "share", "carry in", "allocated", "dust (carry out)", "work weight", "providers"):
+        t.add_column(col, justify="left" if col == "role" else "right")
+    for r in roles:
+        t.add_row(r["name"], f"{r['share']:,}", f"{r['carry_in']:,}", f"{r['allocated']:,}", f"{r['dust']:,}",
+                  f"{r['weight']:,}", str(r["providers"]))
+    t.add_row("protocol", f"{protocol:,}", "", "", "", "", "")
+    return t
 
 
 def _published(directory: Path) -> list[int]:
@@ -161,14 +167,7 @@ def _show(args: argparse.Namespace) -> int:
             t.add_row(str(e), f"{d['compute_consumed']:,}", f"{d['data_consumed']:,}", f"{d['protocol']:,}",
                       f"{d['root_total']:,}", str(len(d["providers"])), str(len(d["refused"])))
         _print(t)
-    roles = Table(title=f"epoch {n}: the split per role (nanoTON)", title_justify="left")
-    for col in ("role", "share", "carry in", "allocated", "dust (carry out)", "work weight", "providers"):
-        roles.add_column(col, justify="left" if col == "role" else "right")
-    for r in doc["roles"]:
-        roles.add_row(r["name"], f"{r['share']:,}", f"{r['carry_in']:,}", f"{r['allocated']:,}", f"{r['dust']:,}",
-                      f"{r['weight']:,}", str(r["providers"]))
-    roles.add_row("protocol", f"{doc['protocol']:,}", "", "", "", "", "")
-    _print(roles)
+    _print(_roles_table(f"epoch {n}: the split per role (nanoTON)", doc["roles"], doc["protocol"]))
     names = {r["role"]: r["name"] for r in doc["roles"]}
     allocated = {r["role"]: r["allocated"] for r in doc["roles"]}
     prov = Table(title=f"epoch {n}: providers (cumulative = what the tree lets each claim in all)",

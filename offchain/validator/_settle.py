@@ -202,7 +202,7 @@ class SettleConfig:
 class _Round:
     """One report epoch's signatures: ours, and what the others sent (key -> digest, sig)."""
 
-    result: EpochResult | None = None
+    digest: bytes | None = None  # our result's `digest()`, once it is in
     seen: dict[bytes, tuple[bytes, bytes]] = field(default_factory=dict)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     named: set[bytes] = field(default_factory=set)  # validators logged as signing another result
@@ -210,9 +210,9 @@ class _Round:
 
     def name_dissent(self, epoch: int, key: bytes, theirs: bytes) -> None:
         """Log (once per validator) that `key` signed a result other than ours."""
-        if self.result is None or key in self.named or int.from_bytes(key, "big") not in self.validators:
+        ours = self.digest
+        if ours is None or key in self.named or int.from_bytes(key, "big") not in self.validators:
             return
-        ours = self.result.digest()
         if theirs != ours:
             self.named.add(key)
             log.warning("epoch %d: validator %s signed another result (digest %s, ours %s): not counted",
@@ -251,6 +251,7 @@ class Settler:
         self._watcher: Watcher | None = None
         self._rounds: dict[int, _Round] = {}
         self._providers: dict[tuple[str, int], str] = {}
+        self._settled: dict[int, tuple[EpochInputs, EpochResult]] = {}  # see `_published`
 
     def _open(self, contract: Any) -> ChainContractProvider:
         return ChainContractProvider(self.chain, contract.address)
@@ -344,17 +345,28 @@ class Settler:
             self._providers[k] = wire_address(addr)
         return self._providers[k]
 
+    def _published(self, epoch: int) -> tuple[EpochInputs, EpochResult]:
+        """Adopted epoch `epoch`'s published inputs, settled again (the last few kept: every
+        round needs the pool's current epoch, and settling a large tree is not free)."""
+        if epoch not in self._settled:
+            try:
+                inputs = read_inputs(self.config.epochs_dir / str(epoch))
+            except SettlementError as err:
+                raise SettlementError(
+                    f"epoch {epoch} was adopted, but its inputs are not in {self.config.epochs_dir}: {err}"
+                ) from err
+            self._settled[epoch] = (inputs, settle(inputs))
+            for e in sorted(self._settled)[:-2]:
+                del self._settled[e]
+        return self._settled[epoch]
+
     async def _previous(self, pool_epoch: int, merkle_root: int) -> list[Any]:
         if pool_epoch == 0:
             return []
         folder = self.config.epochs_dir / str(pool_epoch)
-        try:
-            prev = settle(read_inputs(folder))
-        except SettlementError as err:
-            raise SettlementError(
-                f"the pool holds epoch {pool_epoch}, whose inputs are not in {self.config.epochs_dir}: {err}"
-            ) from err
+        _, prev = self._published(pool_epoch)
         if int(prev.summary.merkle_root, 16) != merkle_root:
+            self._settled.pop(pool_epoch, None)  # read it again once the folder is put right
             raise SettlementError(f"{folder} is not the tree the pool adopted for epoch {pool_epoch}")
         return prev.books()["previous"]
 
@@ -363,13 +375,8 @@ class Settler:
         adopted itself (it was away, or another quorum posted it), from the published inputs,
         so that every validator subtracts the same credits from the same deposits."""
         for e in range(self.store.credited_through() + 1, pool_epoch + 1):
-            try:
-                inputs = read_inputs(self.config.epochs_dir / str(e))
-            except SettlementError as err:
-                raise SettlementError(
-                    f"epoch {e} was adopted, but its inputs are not in {self.config.epochs_dir}: {err}"
-                ) from err
-            if self.store.credit_epoch(e, inputs.usage_epoch, _credits(settle(inputs))):
+            inputs, result = self._published(e)
+            if self.store.credit_epoch(e, inputs.usage_epoch, _credits(result)):
                 log.info("epoch %d (adopted while this validator was not settling it): ledgers credited", e)
 
     async def build_inputs(self, ledger: RouterLedger, threshold: int) -> EpochInputs | None:
@@ -519,7 +526,7 @@ class Settler:
         report_hash = result.report.to_cell().hash
         me = int.from_bytes(self.public_key, "big")
         rnd = self._rounds.setdefault(result.epoch, _Round())
-        rnd.result, rnd.validators = result, validators
+        rnd.digest, rnd.validators = digest, validators
         await self.send_signature(
             ReportSignature(epoch=result.epoch, digest=digest, key=self.public_key, signature=mine[me])
         )
